@@ -1,0 +1,17 @@
+"""Errors a user can fix. The CLI prints them as one line and exits non-zero; no traceback."""
+
+
+class SuperresError(Exception):
+    """Base class: the message says what was wrong and, where possible, what to do."""
+
+
+class WeightsError(SuperresError):
+    """A weights file could not be read, is unsafe, or has a layout we do not recognise."""
+
+
+class ImageError(SuperresError):
+    """An image could not be read or written."""
+
+
+class ConfigError(SuperresError):
+    """A configuration (preset, YAML, key=value override) is invalid."""
