@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from superres.cli import evaluate, upscale
+from superres.cli import evaluate, export, info, models, train, upscale
 
 app = typer.Typer(
     name="superres",
@@ -18,7 +18,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (upscale, evaluate):
+# The order here is the order of `superres --help`.
+for module in (upscale, info, models, evaluate, train, export):
     module.register(app)
 
 
