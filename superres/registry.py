@@ -1,0 +1,326 @@
+"""Known models by name: the bundled default and third-party checkpoints with their official URLs.
+
+``--model NAME`` goes through :func:`resolve`: an existing path is used as it is; a known name
+maps to the file shipped inside the package, or to a file in the user cache, downloaded once from
+the official URL and kept only if its SHA-256 matches the one recorded here. Nothing is fetched
+without a pinned hash, and an offline machine gets a message that says which URL to fetch by hand
+and where to put the file.
+
+Sources of the pins: the Real-ESRGAN model zoo (``docs/model_zoo.md``) and release pages for the URLs;
+OpenModelDB's entries and several independent mirrors, which agree with each other, for the SHA-256
+of each release asset. BasicSR names its files after the first 8 hex digits of their SHA-256
+(``…-ff704c30.pth``), which cross-checks the ESRGAN pin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from superres import __version__
+from superres.errors import WeightsError
+
+DEFAULT_MODEL = "superres-x4"
+CACHE_ENV = "SUPERRES_CACHE"
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
+
+_REAL_ESRGAN = "https://github.com/xinntao/Real-ESRGAN/releases/download"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One known model. ``url is None`` marks the model shipped inside the package."""
+
+    name: str
+    arch: str  # "RRDBNet" | "SRResNet" | "SRVGGNetCompact", as superres.detect names them
+    scale: int
+    license: str
+    homepage: str
+    description: str
+    filename: str
+    url: str | None = None
+    sha256: str | None = None
+
+    @property
+    def bundled(self) -> bool:
+        return self.url is None
+
+
+MODELS: tuple[ModelEntry, ...] = (
+    ModelEntry(
+        name=DEFAULT_MODEL,
+        arch="SRVGGNetCompact",
+        scale=4,
+        # The weights are ours (BSD-3-Clause); BSDS500, part of the training data, is for research use.
+        license="BSD-3-Clause (trained on BSDS500 + T91 research data)",
+        homepage="bundled with superres",
+        description="superres's own PSNR-oriented ×4 model (SRVGGNetCompact 64×16), trained by superres on "
+        "BSDS500 + T91; fast on a CPU. Recipe: superres/presets/superres_x4.yaml",
+        filename="superres_x4.safetensors",
+    ),
+    ModelEntry(
+        name="RRDB_ESRGAN_x4",
+        arch="RRDBNet",
+        scale=4,
+        license="Apache-2.0",
+        homepage="https://github.com/xinntao/ESRGAN",
+        description="ESRGAN, the paper's GAN model (DF2K+OST); the author's re-release in BasicSR key layout",
+        filename="ESRGAN_SRx4_DF2KOST_official-ff704c30.pth",
+        url=f"{_REAL_ESRGAN}/v0.1.1/ESRGAN_SRx4_DF2KOST_official-ff704c30.pth",
+        sha256="ff704c30ff560305e48ed1f4db895e525ab6bc81a46fafe80c0094a271c806d9",
+    ),
+    ModelEntry(
+        name="RRDB_PSNR_x4",
+        arch="RRDBNet",
+        scale=4,
+        license="Apache-2.0",
+        homepage="https://github.com/xinntao/ESRGAN",
+        description="ESRGAN's PSNR-oriented RRDB model (L1 loss, DF2K): the α = 0 end of network interpolation",
+        filename="RRDB_PSNR_x4.pth",
+        # Only published on the authors' Google Drive; Drive may answer a script with a
+        # confirmation page, in which case the error message explains the manual download.
+        url="https://drive.google.com/uc?export=download&id=1pJ_T-V1dpb1ewoEra1TGSWl5e6H7M4NN",
+        sha256="f372b59f22929e1bc83fa58d78215c96f976de3b2eaeee736da1b348913da6cc",
+    ),
+    ModelEntry(
+        name="RealESRGAN_x4plus",
+        arch="RRDBNet",
+        scale=4,
+        license="BSD-3-Clause",
+        homepage="https://github.com/xinntao/Real-ESRGAN",
+        description="Real-ESRGAN ×4 for real-world photos (blur, noise, JPEG)",
+        filename="RealESRGAN_x4plus.pth",
+        url=f"{_REAL_ESRGAN}/v0.1.0/RealESRGAN_x4plus.pth",
+        sha256="4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
+    ),
+    ModelEntry(
+        name="RealESRGAN_x2plus",
+        arch="RRDBNet",
+        scale=2,
+        license="BSD-3-Clause",
+        homepage="https://github.com/xinntao/Real-ESRGAN",
+        description="Real-ESRGAN ×2 for real-world photos",
+        filename="RealESRGAN_x2plus.pth",
+        url=f"{_REAL_ESRGAN}/v0.2.1/RealESRGAN_x2plus.pth",
+        sha256="49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb",
+    ),
+    ModelEntry(
+        name="RealESRNet_x4plus",
+        arch="RRDBNet",
+        scale=4,
+        license="BSD-3-Clause",
+        homepage="https://github.com/xinntao/Real-ESRGAN",
+        description="Real-ESRGAN's ×4 generator before GAN training (pixel loss only): smoother, fewer artefacts",
+        filename="RealESRNet_x4plus.pth",
+        url=f"{_REAL_ESRGAN}/v0.1.1/RealESRNet_x4plus.pth",
+        sha256="a820b9bde89a874d7599d545567308ce6c128fc8754a53208eda016d40aa81df",
+    ),
+    ModelEntry(
+        name="RealESRGAN_x4plus_anime_6B",
+        arch="RRDBNet",
+        scale=4,
+        license="BSD-3-Clause",
+        homepage="https://github.com/xinntao/Real-ESRGAN",
+        description="Real-ESRGAN ×4 for anime illustrations; 6 RRDB blocks instead of 23",
+        filename="RealESRGAN_x4plus_anime_6B.pth",
+        url=f"{_REAL_ESRGAN}/v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth",
+        sha256="f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da",
+    ),
+    ModelEntry(
+        name="realesr-animevideov3",
+        arch="SRVGGNetCompact",
+        scale=4,
+        license="BSD-3-Clause",
+        homepage="https://github.com/xinntao/Real-ESRGAN",
+        description="Real-ESRGAN compact ×4 model for anime video (16 convs, 0.6 M parameters)",
+        # The release asset is 2,504,012 bytes. The copy in ../shared/weights has other bytes
+        # (2,334,339, sha256 4e1e09ba…), so it does not verify against this pin: use it by path.
+        filename="realesr-animevideov3.pth",
+        url=f"{_REAL_ESRGAN}/v0.2.5.0/realesr-animevideov3.pth",
+        sha256="b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d",
+    ),
+    ModelEntry(
+        name="realesr-general-x4v3",
+        arch="SRVGGNetCompact",
+        scale=4,
+        license="BSD-3-Clause",
+        homepage="https://github.com/xinntao/Real-ESRGAN",
+        description="Real-ESRGAN compact ×4 model for general scenes (32 convs, 1.2 M parameters)",
+        filename="realesr-general-x4v3.pth",
+        url=f"{_REAL_ESRGAN}/v0.2.5.0/realesr-general-x4v3.pth",
+        sha256="8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292",
+    ),
+)
+
+
+def names() -> list[str]:
+    return [entry.name for entry in MODELS]
+
+
+def get(name: str) -> ModelEntry:
+    """The entry called ``name`` (exact, else case-insensitive match)."""
+    for entry in MODELS:
+        if entry.name == name:
+            return entry
+    for entry in MODELS:
+        if entry.name.casefold() == name.casefold():
+            return entry
+    raise WeightsError(f"unknown model {name!r}; known models: {', '.join(names())} (or pass a path to a weights file)")
+
+
+def default_cache_dir() -> Path:
+    """``$SUPERRES_CACHE``, else ``$XDG_CACHE_HOME/superres/models``, else ``~/.cache/superres/models``."""
+    explicit = os.environ.get(CACHE_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "superres" / "models"
+
+
+def bundled_dir() -> Path:
+    """The folder inside the installed package that holds the bundled weights."""
+    return Path(__file__).resolve().parent / "weights"
+
+
+def local_path(entry: ModelEntry, cache_dir: Path | None = None) -> Path:
+    """Where the model's file is, or would be once downloaded."""
+    if entry.bundled:
+        return bundled_dir() / entry.filename
+    return (cache_dir or default_cache_dir()) / entry.filename
+
+
+def status(entry: ModelEntry, cache_dir: Path | None = None) -> str:
+    """``bundled`` / ``missing`` for the shipped model; ``cached`` / ``download`` for the others.
+
+    ``cached`` means the file is present; its hash is checked when the model is used.
+    """
+    present = local_path(entry, cache_dir).is_file()
+    if entry.bundled:
+        return "bundled" if present else "missing"
+    return "cached" if present else "download"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve(
+    name_or_path: str | os.PathLike[str],
+    cache_dir: Path | None = None,
+    download: bool = True,
+    progress: bool = True,
+) -> Path:
+    """The weights file for ``--model``: an existing file, or a known model name (fetched if needed)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise WeightsError(f"{path} is a folder; pass a weights file (.safetensors or .pth) or a model name")
+    text = os.fspath(name_or_path)
+    looks_like_path = isinstance(name_or_path, Path) or os.sep in text or "/" in text or path.suffix in WEIGHT_SUFFIXES
+    try:
+        entry = get(text)
+    except WeightsError:
+        if looks_like_path:
+            raise WeightsError(f"no such file: {path}") from None
+        raise
+    return fetch(entry, cache_dir=cache_dir, download=download, progress=progress)
+
+
+def fetch(entry: ModelEntry, cache_dir: Path | None = None, download: bool = True, progress: bool = True) -> Path:
+    """The local file of ``entry``: the bundled file, a verified cached file, or a fresh download."""
+    dest = local_path(entry, cache_dir)
+    if entry.bundled:
+        if not dest.is_file():
+            raise WeightsError(
+                f"the bundled model {entry.name!r} is not installed (expected {dest}); reinstall superres, "
+                f"or choose another model ({', '.join(n for n in names() if n != entry.name)}) or a weights file"
+            )
+        return dest
+    assert entry.url is not None and entry.sha256 is not None
+    if dest.is_file():
+        found = sha256_file(dest)
+        if found == entry.sha256:
+            return dest
+        if not download:
+            raise WeightsError(
+                f"{dest} does not match the sha256 recorded for {entry.name} (found {found}); "
+                f"{_manual_hint(entry, dest)}"
+            )
+    elif not download:
+        raise WeightsError(f"{entry.name} is not in the cache and downloading is off; {_manual_hint(entry, dest)}")
+    return download_file(entry.url, dest, entry.sha256, progress=progress, hint=_manual_hint(entry, dest))
+
+
+def download_file(
+    url: str, dest: Path, sha256: str, progress: bool = True, timeout: float = 60.0, hint: str | None = None
+) -> Path:
+    """Stream ``url`` to a temporary file beside ``dest``, check its SHA-256, then move it into place.
+
+    ``dest`` is only ever replaced by a complete, verified file; a failed or tampered download
+    leaves nothing behind.
+    """
+    hint = hint or f"download {url} by hand, check that its sha256 is {sha256}, and save it as {dest}"
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    except OSError as exc:
+        raise WeightsError(
+            f"cannot write to the model cache {dest.parent} ({exc}); set ${CACHE_ENV} to another folder, or {hint}"
+        ) from exc
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            found = _stream(url, out, dest.name, progress, timeout, hint)
+        if found != sha256:
+            raise WeightsError(
+                f"the file downloaded from {url} has sha256 {found}, expected {sha256}; it was discarded. {hint}"
+            )
+        os.replace(tmp, dest)
+        return dest
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _stream(url: str, out, label: str, progress: bool, timeout: float, hint: str) -> str:
+    """Copy ``url`` into the open file ``out`` with a progress bar; return the SHA-256 of the bytes."""
+    from tqdm import tqdm
+
+    request = urllib.request.Request(url, headers={"User-Agent": f"superres/{__version__}"})
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            if response.headers.get_content_type() == "text/html":
+                raise WeightsError(
+                    f"{url} returned a web page instead of the weights file (some hosts, such as Google Drive, "
+                    f"ask a browser to confirm large downloads); {hint}"
+                )
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(
+                total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label, disable=not progress, leave=False
+            ) as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+    except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, refused, truncated bodies
+        reason = getattr(exc, "reason", None) or exc
+        raise WeightsError(f"could not download {url} ({reason}); {hint}") from exc
+    return digest.hexdigest()
+
+
+def _manual_hint(entry: ModelEntry, dest: Path) -> str:
+    return (
+        f"download {entry.url} by hand, check that its sha256 is {entry.sha256}, and save it as {dest} "
+        f"(or pass --model PATH to use a weights file you already have)"
+    )
