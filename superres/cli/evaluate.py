@@ -1,0 +1,115 @@
+"""``superres eval``: score a model on Set5/Set14/BSD100 with the papers' protocol."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from superres.evaluate import EvalReport
+
+DEFAULT_DATASETS = ("Set5", "Set14", "BSD100")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="eval")(eval_command)
+
+
+def eval_command(
+    model: Annotated[str, typer.Option("--model", "-m", help="'bicubic', a weights file or a model name.")],
+    data_root: Annotated[
+        Path, typer.Option("--data-root", help="Folder holding <Set>/HR and <Set>/LR_bicubic/X<scale>.")
+    ],
+    datasets: Annotated[
+        Optional[list[str]],
+        typer.Option("--datasets", "-d", help="Datasets to score (default Set5 Set14 BSD100)."),
+    ] = None,
+    more_datasets: Annotated[
+        Optional[list[str]],
+        typer.Argument(metavar="[DATASET]...", help="More dataset names, so '--datasets Set5 Set14' works."),
+    ] = None,
+    scale: Annotated[
+        Optional[int], typer.Option("--scale", "-s", help="Upscaling factor (default: the model's; 4 for bicubic).")
+    ] = None,
+    y_only: Annotated[
+        bool, typer.Option("--y-only/--rgb", help="Score luma Y as the papers (default) or RGB.")
+    ] = True,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON.")] = None,
+    save_images: Annotated[
+        Optional[Path], typer.Option("--save-images", help="Write SR outputs to DIR/<Set>/<name>.png.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print every image's scores.")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, mps.")] = "auto",
+    precision: Annotated[
+        str, typer.Option("--precision", help="fp32 (default, reproducible), bf16, fp16 or auto.")
+    ] = "fp32",
+    tile: Annotated[Optional[int], typer.Option("--tile", help="Tile size for large images (0: none).")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+) -> None:
+    """Evaluate like the papers: MATLAB bicubic LR, Y-channel PSNR/SSIM, border = scale."""
+    from superres.errors import SuperresError
+    from superres.evaluate import evaluate
+
+    names = _dataset_names(datasets, more_datasets)
+    try:
+        if json_path is not None and json_path.exists() and not overwrite:
+            raise SuperresError(f"{json_path} exists; choose another --json file or pass --overwrite")
+        report = evaluate(
+            model,
+            data_root,
+            datasets=names,
+            scale=scale,
+            y_only=y_only,
+            save_images=save_images,
+            progress=progress,
+            overwrite=overwrite,
+            device=device,
+            precision=precision,
+            tile=tile,
+        )
+        if json_path is not None:
+            json_path.write_text(report.to_json() + "\n", encoding="utf-8")
+    except SuperresError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise typer.Exit(code=1) from None
+    _print_report(report, verbose)
+
+
+def _dataset_names(option: list[str] | None, arguments: list[str] | None) -> list[str]:
+    names = [part for value in (option or []) + (arguments or []) for part in value.split(",") if part]
+    return names or list(DEFAULT_DATASETS)
+
+
+def _print_report(report: EvalReport, verbose: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if verbose:
+        for name, result in report.results.items():
+            table = Table(title=f"{name} — per image", title_justify="left")
+            table.add_column("image")
+            table.add_column("PSNR (dB)", justify="right")
+            table.add_column("SSIM", justify="right")
+            for image, score in result.images.items():
+                table.add_row(image, f"{score.psnr:.2f}", f"{score.ssim:.4f}")
+            console.print(table)
+
+    p = report.protocol
+    table = Table(title=f"{p['model']} ×{p['scale']} ({p['channel']}, {p['precision']})", title_justify="left")
+    table.add_column("dataset")
+    table.add_column("PSNR (dB)", justify="right")
+    table.add_column("SSIM", justify="right")
+    table.add_column("n", justify="right")
+    table.add_column("LR")
+    table.add_column("time", justify="right")
+    for name, result in report.results.items():
+        table.add_row(
+            name, f"{result.psnr:.2f}", f"{result.ssim:.4f}", str(result.n), result.lr_source, f"{result.seconds:.1f} s"
+        )
+    console.print(table)
+    console.print(f"protocol: {report.protocol_line()}", style="dim", soft_wrap=True)
