@@ -1,0 +1,23 @@
+"""Training: SRResNet → SRGAN and RRDB-PSNR → ESRGAN, from YAML presets, resumable, single or multi-process.
+
+    >>> from superres.train import load_config, train
+    >>> config = load_config("srresnet", ["model.num_block=8", "total_steps=1e5"])
+    >>> run_dir = train(config)                 # runs/srresnet/… ; train(config, resume=True) continues
+
+Only the config is imported eagerly (cheap); the trainer, which needs torch, loads on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from superres.train.config import PRESETS, TrainConfig, load_config
+
+__all__ = ["PRESETS", "TrainConfig", "load_config", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "train":
+        return importlib.import_module("superres.train.trainer").train
+    raise AttributeError(f"module 'superres.train' has no attribute {name!r}")

@@ -1,0 +1,363 @@
+"""Typed training configuration: dataclasses, YAML presets and ``key=value`` overrides.
+
+The defaults are the SRGAN paper's SRResNet recipe (Ledig et al., CVPR 2017, §3.2); the presets in
+``superres/presets/`` (``srresnet``, ``srgan``, ``esrgan_psnr``, ``esrgan``) state each paper's settings
+with the sections they come from. A config is built from a preset or a YAML file, then overridden
+by ``section.key=value`` strings; every key is checked against the dataclasses and every value is
+converted to the field's type, so a typo is an error, never a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from superres.errors import ConfigError
+
+PRESETS = ("srresnet", "srgan", "esrgan_psnr", "esrgan")
+
+
+@dataclass
+class ModelConfig:
+    """The generator. Unset (None) hyper-parameters take the architecture's own defaults."""
+
+    arch: Literal["SRResNet", "RRDBNet", "SRVGGNetCompact"] = "SRResNet"
+    scale: int = 4
+    num_feat: int | None = None
+    num_block: int | None = None
+    num_grow_ch: int | None = None  # RRDBNet
+    batch_norm: bool | None = None  # SRResNet
+    num_conv: int | None = None  # SRVGGNetCompact
+    act_type: str | None = None  # SRVGGNetCompact
+
+    def hparams(self) -> dict[str, Any]:
+        """Constructor kwargs of the architecture class, complete (defaults filled in)."""
+        from superres.detect import complete_hparams, family
+
+        entry = family(self.arch)
+        options = inspect.signature(entry.network).parameters
+        chosen: dict[str, Any] = {entry.scale_hparam: self.scale}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("arch", "scale") or value is None:
+                continue
+            if f.name not in options:
+                raise ConfigError(f"model.{f.name} does not apply to {self.arch} (its options: {', '.join(options)})")
+            chosen[f.name] = value
+        return complete_hparams(self.arch, chosen)
+
+
+@dataclass
+class DiscriminatorConfig:
+    """The discriminator of the GAN stage; its input size is the HR patch size."""
+
+    arch: Literal["SRGANDiscriminator", "VGGStyleDiscriminator"] = "SRGANDiscriminator"
+    num_feat: int = 64
+
+
+@dataclass
+class VGGConfig:
+    """The VGG19 feature map of the content loss (SRGAN §2.2.1: "VGG54", after activation)."""
+
+    layer: str = "conv5_4"
+    after_activation: bool = True
+    criterion: Literal["mse", "l1"] = "mse"
+    feature_scale: float = 1 / 12.75  # SRGAN §3.2
+    weights: str | None = None  # None: torch hub's cached torchvision file
+    allow_random: bool = False
+
+
+@dataclass
+class LossConfig:
+    """Weighted sum of a pixel loss, a VGG content loss and an adversarial loss (0 weight = off)."""
+
+    pixel: Literal["mse", "l1"] = "mse"
+    pixel_weight: float = 1.0
+    perceptual_weight: float = 0.0
+    vgg: VGGConfig = field(default_factory=VGGConfig)
+    gan: Literal["none", "bce", "ragan"] = "none"
+    gan_weight: float = 0.0
+
+
+@dataclass
+class OptimConfig:
+    """Adam with MultiStepLR: ``lr`` is multiplied by ``gamma`` at each of ``milestones`` (steps)."""
+
+    lr: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.5
+
+
+@dataclass
+class DataConfig:
+    """Training images (paths relative to ``root`` unless absolute) and validation sets."""
+
+    root: str = "../shared"
+    train: list[str] = field(default_factory=lambda: ["train"])
+    train_lr: list[str] = field(default_factory=list)  # paired LR folders, one per train folder
+    patch_size: int = 96  # HR side; SRGAN §3.2: 96×96
+    batch_size: int = 16  # over all processes; SRGAN §3.2 and ESRGAN §4.1: 16
+    flip: bool = True
+    rotate: bool = True
+    quantize_lr: bool = True
+    cache_in_memory: bool = False
+    subimages: str | None = None  # folder for pre-extracted sub-images of large training images
+    subimage_size: int = 480
+    subimage_step: int = 240
+    num_workers: int = 2
+    val: list[str] = field(default_factory=lambda: ["benchmarks/Set5"])
+
+    def resolve(self, path: str) -> Path:
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else Path(self.root).expanduser() / candidate
+
+
+@dataclass
+class TrainConfig:
+    name: str = "srresnet"
+    output_dir: str = "runs"  # the run lives in output_dir/name
+    seed: int = 0
+    total_steps: int = 1_000_000  # SRGAN §3.2: SRResNet for 10⁶ updates
+    init_from: str | None = None  # generator weights to start from (GAN stages: the PSNR model)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)  # generator
+    optim_d: OptimConfig = field(default_factory=OptimConfig)  # discriminator
+    data: DataConfig = field(default_factory=DataConfig)
+    ema_decay: float = 0.0  # 0 = off; e.g. 0.999 keeps an exponential moving average of G
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    channels_last: bool = True
+    threads: int = 0  # CPU threads for torch; 0 = torch's default (all cores)
+    val_every: int = 5000
+    save_every: int = 5000
+    keep_last: int = 3
+    log_every: int = 100
+    num_val_grids: int = 3
+    tensorboard: bool = True
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir).expanduser() / self.name
+
+    @property
+    def is_gan(self) -> bool:
+        return self.loss.gan != "none"
+
+    def validate(self) -> None:
+        """Cross-field checks that single field types cannot express."""
+        if self.total_steps < 1:
+            raise ConfigError("total_steps must be at least 1")
+        for name in ("val_every", "save_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        if self.threads < 0:
+            raise ConfigError("threads must be 0 (torch's default) or a positive count")
+        if self.keep_last < 1:
+            raise ConfigError("keep_last must be at least 1")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+        if self.data.patch_size % self.model.scale:
+            raise ConfigError(f"data.patch_size {self.data.patch_size} is not a multiple of model.scale {self.model.scale}")
+        if self.data.train_lr and len(self.data.train_lr) != len(self.data.train):
+            raise ConfigError("data.train_lr needs one LR folder per data.train folder")
+        if self.data.train_lr and self.data.subimages:
+            raise ConfigError("data.subimages works on HR-only data; it cannot be combined with data.train_lr")
+        if self.is_gan and self.loss.gan_weight <= 0:
+            raise ConfigError(f"loss.gan={self.loss.gan} needs a positive loss.gan_weight")
+        if self.is_gan and self.discriminator.arch == "VGGStyleDiscriminator" and self.data.patch_size % 32:
+            raise ConfigError("VGGStyleDiscriminator needs data.patch_size to be a multiple of 32")
+        if len(self.optim.betas) != 2 or len(self.optim_d.betas) != 2:
+            raise ConfigError("Adam betas are two numbers, e.g. [0.9, 0.999]")
+        self.model.hparams()
+
+
+# Settings that may change when a run is resumed; anything else must match the saved config.
+RESUMABLE_CHANGES = frozenset(
+    {"total_steps", "val_every", "save_every", "keep_last", "log_every", "num_val_grids", "tensorboard",
+     "device", "threads", "precision", "channels_last", "data.num_workers"}
+)  # fmt: skip
+
+
+# --------------------------------------------------------------------------------- loading
+
+
+def load_config(preset_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Build a config from a preset name or a YAML file, then apply ``key=value`` overrides."""
+    data = read_yaml_source(preset_or_path)
+    config = from_dict(TrainConfig, data, "")
+    for item in overrides:
+        apply_override(config, item)
+    config.validate()
+    return config
+
+
+def read_yaml_source(preset_or_path: str | Path) -> dict[str, Any]:
+    path = Path(preset_or_path).expanduser()
+    if path.is_file():
+        text = path.read_text(encoding="utf-8")
+        origin = str(path)
+    elif str(preset_or_path) in PRESETS:
+        text = resources.files("superres").joinpath("presets", f"{preset_or_path}.yaml").read_text(encoding="utf-8")
+        origin = f"preset {preset_or_path}"
+    else:
+        raise ConfigError(f"{preset_or_path!r} is neither a YAML file nor a preset ({', '.join(PRESETS)})")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin} must be a mapping of settings, not {type(data).__name__}")
+    return data
+
+
+def from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    """Build dataclass ``cls`` from a mapping; unknown keys are errors, values converted to field types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(_field_names(cls)))
+    if unknown:
+        raise ConfigError(f"unknown setting {prefix}{unknown[0]}{_known(cls)}")
+    kwargs = {name: convert(value, hints[name], f"{prefix}{name}") for name, value in data.items()}
+    return cls(**kwargs)
+
+
+def apply_override(config: TrainConfig, item: str) -> None:
+    """Apply one ``a.b.c=value`` override in place, converting ``value`` to the field's type."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"override {item!r} is not of the form key=value (e.g. optim.lr=1e-4)")
+    *parents, leaf = key.split(".")
+    target: Any = config
+    for i, part in enumerate(parents):
+        if not dataclasses.is_dataclass(target) or part not in _field_names(target):
+            raise ConfigError(f"unknown setting {'.'.join(parents[: i + 1])} in override {item!r}{_known(target)}")
+        target = getattr(target, part)
+    if not dataclasses.is_dataclass(target) or leaf not in _field_names(target):
+        raise ConfigError(f"unknown setting {key} in override {item!r}{_known(target)}")
+    hint = typing.get_type_hints(type(target))[leaf]
+    if dataclasses.is_dataclass(hint):
+        raise ConfigError(f"{key} is a section; set its fields, e.g. {key}.<field>=…")
+    setattr(target, leaf, convert(_parse_scalar(raw.strip()), hint, key))
+
+
+def _field_names(obj: Any) -> list[str]:
+    return sorted(f.name for f in dataclasses.fields(obj))
+
+
+def _known(obj: Any) -> str:
+    return f" (known: {', '.join(_field_names(obj))})" if dataclasses.is_dataclass(obj) else ""
+
+
+def _parse_scalar(raw: str) -> Any:
+    """An override's value: YAML syntax for lists ("[1, 2]"), the plain string otherwise."""
+    if raw.startswith("["):
+        try:
+            return yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"cannot parse list {raw!r}: {exc}") from exc
+    return raw
+
+
+_NONE_WORDS = {"none", "null", "~", ""}
+_TRUE_WORDS = {"true", "yes", "on", "1"}
+_FALSE_WORDS = {"false", "no", "off", "0"}
+
+
+def convert(value: Any, hint: Any, key: str) -> Any:
+    """``value`` (from YAML or the command line) as type ``hint``, or a ConfigError naming ``key``."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        is_none = value is None or (isinstance(value, str) and value.strip().lower() in _NONE_WORDS)
+        if is_none and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return convert(value, inner[0], key)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, f"{key}.")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key} must be one of {', '.join(map(str, args))}; got {value!r}")
+        return value
+    if origin is list:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        return [convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        if word in _TRUE_WORDS | _FALSE_WORDS:
+            return word in _TRUE_WORDS
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if hint is int:
+        return _to_int(value, key)
+    if hint is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be a number, got {value!r}") from None
+    if hint is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return str(value)
+    raise TypeError(f"unsupported config type {hint!r} for {key}")
+
+
+def _to_int(value: Any, key: str) -> int:
+    """An integer, also from "1e6" / 2e5 as step counts are usually written."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+    if not number.is_integer():
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    return int(number)
+
+
+# --------------------------------------------------------------------------------- saving
+
+
+def to_dict(config: TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def to_yaml(config: TrainConfig) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts."""
+    keys = sorted(set(old) | set(new))
+    diffs: list[str] = []
+    for key in keys:
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            diffs.append(f"{prefix}{key}")
+    return diffs
