@@ -15,13 +15,13 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
+# public function -> module that defines it (module names differ from function names, so that
+# importing a submodule never shadows the function of the same name on the package)
 _LAZY = {
     "load_model": "superres.inference",
     "Upscaler": "superres.inference",
-    "evaluate": "superres.evaluate",
-    "imresize": "superres.imresize",
-    "interpolate": "superres.interpolate",
+    "evaluate": "superres.evaluation",
+    "interpolate": "superres.interpolation",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -79,15 +79,16 @@ def to_uint8(tensor: torch.Tensor) -> np.ndarray:
 def bicubic_downscale(hr: np.ndarray, scale: int, quantize: bool = True) -> np.ndarray:
     """LR image from an HR float image in [0, 1] by MATLAB's bicubic ``imresize(hr, 1/scale)``.
 
-    ``quantize`` clips and rounds the result to 8-bit levels, as the benchmarks' LR files are
-    (``LR_bicubic/X4`` are 8-bit PNGs), so training inputs match test inputs.
+    ``quantize`` makes 8-bit LR exactly as the benchmarks' ``LR_bicubic`` files were made: MATLAB
+    resizes a uint8 image and rounds after each axis pass, so the crop goes through ``imresize`` as
+    uint8. Training inputs then match test inputs level for level.
     """
     from superres.imresize import imresize
 
-    lr = np.asarray(imresize(hr, 1.0 / scale), dtype=np.float32)
     if quantize:
-        lr = np.round(np.clip(lr, 0.0, 1.0) * 255.0) / 255.0
-    return lr.astype(np.float32)
+        hr8 = np.round(np.clip(hr, 0.0, 1.0) * 255.0).astype(np.uint8)
+        return imresize(hr8, 1.0 / scale).astype(np.float32) / 255.0
+    return np.asarray(imresize(hr, 1.0 / scale), dtype=np.float32)
 
 
 def augment(images: Sequence[np.ndarray], rng: np.random.Generator, flip: bool, rotate: bool) -> list[np.ndarray]:

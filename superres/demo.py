@@ -168,7 +168,7 @@ def default_detail_size(hr: np.ndarray, scale: int) -> int:
 
 def bicubic_method(scale: int = SCALE) -> Method:
     """MATLAB ``imresize(LR, scale)``, the baseline row of every SR results table."""
-    from superres.evaluate import Bicubic
+    from superres.evaluation import Bicubic
 
     return Method(BICUBIC, Bicubic(scale).upscale)
 
@@ -204,7 +204,7 @@ def interpolation_methods(
     from superres import registry
     from superres.detect import build_network
     from superres.inference import Upscaler
-    from superres.interpolate import interpolate_state_dicts
+    from superres.interpolation import interpolate_state_dicts
     from superres.weights import load_network
 
     psnr_net, psnr_info = load_network(registry.resolve(psnr_spec))

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from superres.errors import SuperresError
-from superres.evaluate import Bicubic, EvalReport, evaluate
+from superres.evaluation import Bicubic, EvalReport, evaluate
 from superres.imresize import imresize
 from superres.metrics import psnr, ssim
 
