@@ -22,7 +22,8 @@ import yaml
 
 from superres.errors import ConfigError
 
-PRESETS = ("srresnet", "srgan", "esrgan_psnr", "esrgan")
+# The papers' recipes, and the recipe of the bundled default model (superres-x4).
+PRESETS = ("srresnet", "srgan", "esrgan_psnr", "esrgan", "superres_x4")
 
 
 @dataclass
