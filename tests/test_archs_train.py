@@ -17,13 +17,7 @@ from superres.archs.vgg import (
 from superres.errors import ConfigError, WeightsError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Small convolutions on a busy shared machine run many times faster on one thread.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_srgan_discriminator_follows_the_paper():

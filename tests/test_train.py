@@ -57,13 +57,7 @@ def state_dict_of(checkpoint_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(checkpoint_dir / ckpt.STATE_FILE, map_location="cpu", weights_only=True)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # For what runs outside the trainer (its threads= setting): the engine in `upscale` / `eval`.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------------------------ config
