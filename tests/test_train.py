@@ -341,3 +341,17 @@ def test_mixed_precision_options(shared, tmp_path):
     assert {t.dtype for t in weights.values() if t.is_floating_point()} == {torch.float32}  # master weights stay fp32
     with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
         train(load_config("srresnet", [*common, "precision=fp16", "name=half"]))
+
+
+def test_ema_warms_up_so_the_random_init_fades_fast():
+    from superres.train.ema import ModelEMA
+
+    net = torch.nn.Linear(2, 2)
+    ema = ModelEMA(net, decay=0.999)
+    start = net.weight.detach().clone()
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    ema.update(net, step=0)  # decay min(0.999, 1/10): the first update keeps only 10 % of the start
+    torch.testing.assert_close(ema.module.weight, start + 0.9)
+    assert ema.decay_at(0) == pytest.approx(0.1)
+    assert ema.decay_at(10_000) == 0.999  # later, the configured decay

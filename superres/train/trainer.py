@@ -475,7 +475,7 @@ class Trainer:
             stats["d/fake_logit"] = fake_logits.mean()
         self.scaler.update()
         if m.ema is not None:
-            m.ema.update(m.generator_raw)
+            m.ema.update(m.generator_raw, self.step)
         # Detached tensors, not floats: reading a value would wait for the GPU every step.
         return {key: value.detach() for key, value in stats.items()}
 
