@@ -326,37 +326,3 @@ def _tile_starts(length: int, crop: int, step: int, min_size: int) -> list[int]:
     if length - (starts[-1] + crop) >= min_size:
         starts.append(length - crop)
     return starts
-
-
-# ------------------------------------------------------------------------------- validation
-
-
-@dataclass(frozen=True)
-class ValidationImage:
-    name: str
-    lr: np.ndarray  # H×W×3 uint8
-    hr: np.ndarray  # (scale·H)×(scale·W)×3 uint8
-
-
-def load_benchmark(folder: str | Path, scale: int) -> list[ValidationImage]:
-    """A benchmark set laid out as ``<Set>/HR`` (or ``HR_mod<scale>``) and ``<Set>/LR_bicubic/X<scale>``.
-
-    HR is cropped to a multiple of ``scale`` (top-left kept); when the LR folder is missing the LR is
-    made with our MATLAB bicubic.
-    """
-    root = Path(folder).expanduser()
-    hr_dir = root / f"HR_mod{scale}" if (root / f"HR_mod{scale}").is_dir() else root / "HR"
-    lr_dir = root / "LR_bicubic" / f"X{scale}"
-    images = []
-    for hr_path in list_images(hr_dir):
-        hr = read_rgb(hr_path)
-        hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
-        lr_path = lr_dir / hr_path.name
-        if lr_path.is_file():
-            lr = read_rgb(lr_path)
-        else:
-            lr = np.round(bicubic_downscale(hr.astype(np.float32) / 255.0, scale) * 255.0).astype(np.uint8)
-        if (lr.shape[0] * scale, lr.shape[1] * scale) != hr.shape[:2]:
-            raise ConfigError(f"{lr_path} is not HR/{scale} in size ({lr.shape[:2]} vs {hr.shape[:2]})")
-        images.append(ValidationImage(hr_path.stem, lr, hr))
-    return images

@@ -180,6 +180,35 @@ class _DatasetFiles:
                 return self.lr_dir / candidate
         raise SuperresError(f"no LR image for {hr_path.name} in {self.lr_dir}")
 
+    def read_pair(self, hr_path: Path, scale: int) -> tuple[np.ndarray, np.ndarray]:
+        """(LR, HR) as uint8, HR cropped to a multiple of ``scale``; gray images stay 2-D."""
+        hr = _crop_to_multiple(_read_image(hr_path), scale)
+        if self.lr_dir is None:
+            return imresize(hr, 1 / scale), hr
+        lr_path = self.lr_path(hr_path, scale)
+        lr = _read_image(lr_path)
+        expected = (hr.shape[0] // scale, hr.shape[1] // scale)
+        if lr.shape[:2] != expected:
+            raise SuperresError(
+                f"{lr_path} is {lr.shape[1]}×{lr.shape[0]}, expected {expected[1]}×{expected[0]} "
+                f"(HR {hr.shape[1]}×{hr.shape[0]} / {scale})"
+            )
+        return lr, hr
+
+
+@dataclass(frozen=True)
+class BenchmarkImage:
+    name: str
+    lr: np.ndarray  # h×w×3, or h×w for a gray image, uint8
+    hr: np.ndarray  # (scale·h)×(scale·w)[×3] uint8
+
+
+def load_benchmark(folder: str | Path, scale: int) -> list[BenchmarkImage]:
+    """All (LR, HR) pairs of one benchmark set folder (``<Set>``), read as ``evaluate`` reads them."""
+    folder = Path(folder).expanduser()
+    files = _DatasetFiles.find(folder.parent, folder.name, scale)
+    return [BenchmarkImage(p.stem, *files.read_pair(p, scale)) for p in files.hr_paths]
+
 
 def _refuse_existing_outputs(save_dir: Path, sets: Iterable[_DatasetFiles]) -> None:
     for files in sets:
@@ -207,28 +236,13 @@ def _evaluate_dataset(
     start = time.perf_counter()
     images: dict[str, ImageScore] = {}
     for hr_path in tqdm(files.hr_paths, desc=files.name, unit="img", disable=not progress, leave=False):
-        hr = _crop_to_multiple(_read_image(hr_path), scale)
-        if files.lr_dir is None:
-            lr = imresize(hr, 1 / scale)
-        else:
-            lr_path = files.lr_path(hr_path, scale)
-            lr = _read_image(lr_path)
-            expected = (hr.shape[0] // scale, hr.shape[1] // scale)
-            if lr.shape[:2] != expected:
-                raise SuperresError(
-                    f"{lr_path} is {lr.shape[1]}×{lr.shape[0]}, expected {expected[1]}×{expected[0]} "
-                    f"(HR {hr.shape[1]}×{hr.shape[0]} / {scale})"
-                )
+        lr, hr = files.read_pair(hr_path, scale)
         sr = _super_resolve(upscaler, lr, hr.shape, hr_path)
         if save_dir is not None:
             target = _output_path(save_dir, files.name, hr_path)
             target.parent.mkdir(parents=True, exist_ok=True)
             write_image(target, ImageData(pixels=sr, format="PNG"), overwrite=overwrite)
-        scored = _to_gray(sr) if hr.ndim == 2 else sr
-        images[hr_path.name] = ImageScore(
-            psnr=psnr(scored, hr, crop_border=scale, y_only=y_only),
-            ssim=ssim(scored, hr, crop_border=scale, y_only=y_only),
-        )
+        images[hr_path.name] = score_image(sr, hr, scale, y_only)
     return DatasetResult(
         psnr=float(np.mean([s.psnr for s in images.values()])),
         ssim=float(np.mean([s.ssim for s in images.values()])),
@@ -239,9 +253,23 @@ def _evaluate_dataset(
     )
 
 
+def network_input(lr: np.ndarray) -> np.ndarray:
+    """Networks take RGB: a gray LR image is replicated to three channels (scored as gray after)."""
+    return np.repeat(lr[..., None], 3, axis=2) if lr.ndim == 2 else lr
+
+
+def score_image(sr: np.ndarray, hr: np.ndarray, scale: int, y_only: bool = True) -> ImageScore:
+    """PSNR/SSIM of one uint8 SR output against its HR; a gray HR is compared with the output's luma."""
+    scored = _to_gray(sr) if hr.ndim == 2 else sr
+    return ImageScore(
+        psnr=psnr(scored, hr, crop_border=scale, y_only=y_only),
+        ssim=ssim(scored, hr, crop_border=scale, y_only=y_only),
+    )
+
+
 def _super_resolve(upscaler: SupportsUpscale, lr: np.ndarray, hr_shape: tuple[int, ...], name: Path) -> np.ndarray:
-    if lr.ndim == 2 and not isinstance(upscaler, Bicubic):
-        lr = np.repeat(lr[..., None], 3, axis=2)  # networks take RGB; score the gray result below
+    if not isinstance(upscaler, Bicubic):
+        lr = network_input(lr)
     sr = np.asarray(upscaler.upscale(lr))
     if sr.dtype != np.uint8 or sr.shape[:2] != tuple(hr_shape[:2]):
         raise SuperresError(

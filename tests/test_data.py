@@ -16,7 +16,6 @@ from superres.data import (
     bicubic_downscale,
     extract_subimages,
     list_images,
-    load_benchmark,
     make_loader,
     pair_lr_paths,
     read_rgb,
@@ -187,17 +186,3 @@ def test_extract_subimages(tmp_path):
     assert np.array_equal(tile, source[30:70, 20:60])
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folder left
     assert extract_subimages([tmp_path / "src"], out) == out  # an existing cache is reused
-
-
-def test_load_benchmark_set5(shared, tmp_path):
-    images = load_benchmark(shared / "benchmarks" / "Set5", scale=4)
-    assert sorted(im.name for im in images) == ["baby", "bird", "butterfly", "head", "woman"]
-    for im in images:
-        assert im.hr.shape == (im.lr.shape[0] * 4, im.lr.shape[1] * 4, 3) and im.lr.dtype == np.uint8
-    # Without an LR folder the LR is made with our MATLAB bicubic; it matches MATLAB's own files.
-    (tmp_path / "Mini" / "HR").mkdir(parents=True)
-    Image.open(shared / "benchmarks" / "Set5" / "HR" / "bird.png").save(tmp_path / "Mini" / "HR" / "bird.png")
-    (made,) = load_benchmark(tmp_path / "Mini", scale=4)
-    matlab = next(im for im in images if im.name == "bird").lr
-    inner = (slice(3, -3), slice(3, -3))
-    assert np.abs(made.lr[inner].astype(int) - matlab[inner].astype(int)).max() <= 1

@@ -192,3 +192,42 @@ def test_cli_missing_dataset_is_one_line(shared: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
     assert result.output.strip().startswith("error:") and len(result.output.strip().splitlines()) == 1
+
+
+def test_load_benchmark_reads_pairs_as_evaluate_does(shared: Path, tmp_path: Path) -> None:
+    from superres.evaluation import load_benchmark
+
+    images = load_benchmark(shared / "benchmarks" / "Set14", scale=4)
+    assert len(images) == 14
+    for im in images:
+        assert im.lr.dtype == np.uint8 and im.hr.shape[:2] == (im.lr.shape[0] * 4, im.lr.shape[1] * 4)
+    bridge = next(im for im in images if im.name == "bridge")
+    assert bridge.hr.ndim == 2 and bridge.lr.ndim == 2  # gray stays gray, scored on its own values
+    # Without an LR folder the LR is made with our MATLAB bicubic; it matches MATLAB's own files inside.
+    (tmp_path / "Mini" / "HR").mkdir(parents=True)
+    Image.open(shared / "benchmarks" / "Set14" / "HR" / "bridge.png").save(tmp_path / "Mini" / "HR" / "bridge.png")
+    (made,) = load_benchmark(tmp_path / "Mini", scale=4)
+    inner = (slice(3, -3), slice(3, -3))
+    assert np.array_equal(made.lr[inner], bridge.lr[inner])
+
+
+def test_training_validation_scores_like_evaluate(shared: Path) -> None:
+    """The trainer's validation and ``superres eval`` give the same numbers, gray images included."""
+    import torch
+
+    from superres.archs import SRVGGNetCompact
+    from superres.detect import describe
+    from superres.evaluation import load_benchmark, network_input, score_image
+    from superres.inference import Upscaler
+    from superres.train.validation import validate
+
+    torch.manual_seed(0)
+    net = SRVGGNetCompact(num_feat=8, num_conv=2).eval()
+    images = [im for im in load_benchmark(shared / "benchmarks" / "Set14", scale=4) if im.name in ("bridge", "baboon")]
+    trained = validate(net, "Set14", images, scale=4, device=torch.device("cpu"))
+    hparams = {"num_feat": 8, "num_conv": 2}
+    upscaler = Upscaler(net, describe("SRVGGNetCompact", hparams, net), device="cpu", precision="fp32", tile=0)
+    for im in images:
+        expected = score_image(upscaler.upscale(network_input(im.lr)), im.hr, 4)
+        assert trained.per_image[im.name][0] == pytest.approx(expected.psnr, abs=1e-3)
+        assert trained.per_image[im.name][1] == pytest.approx(expected.ssim, abs=1e-4)

@@ -115,7 +115,7 @@ class Trainer:
         if latest is not None:
             self._restore(latest)
 
-        from superres.data import load_benchmark
+        from superres.evaluation import load_benchmark
 
         self.val_sets = (
             {Path(v).name: load_benchmark(config.data.resolve(v), self.scale) for v in config.data.val}

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from superres.data import ValidationImage, to_tensor, to_uint8
+from superres.data import to_tensor, to_uint8
+from superres.evaluation import BenchmarkImage, network_input, score_image
 
 
 @dataclass
@@ -28,26 +29,25 @@ class ValidationResult:
 def validate(
     model: nn.Module,
     name: str,
-    images: list[ValidationImage],
+    images: list[BenchmarkImage],
     scale: int,
     device: torch.device,
     channels_last: bool = False,
     num_grids: int = 0,
 ) -> ValidationResult:
     """Super-resolve every LR image whole (no tiling) with ``model`` in eval mode and score it."""
-    from superres.metrics import psnr, ssim
-
     was_training = model.training
     model.eval()
     per_image: dict[str, tuple[float, float]] = {}
     grids: dict[str, np.ndarray] = {}
     try:
         for i, item in enumerate(images):
-            x = to_tensor(item.lr).unsqueeze(0).to(device)
+            x = to_tensor(network_input(item.lr)).unsqueeze(0).to(device)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             sr = to_uint8(model(x)[0].float())
-            per_image[item.name] = (psnr(sr, item.hr, crop_border=scale), ssim(sr, item.hr, crop_border=scale))
+            score = score_image(sr, item.hr, scale)
+            per_image[item.name] = (score.psnr, score.ssim)
             if i < num_grids:
                 grids[item.name] = comparison_grid(item, sr, scale)
     finally:
@@ -57,11 +57,11 @@ def validate(
     return ValidationResult(name, mean_psnr, mean_ssim, per_image, grids)
 
 
-def comparison_grid(item: ValidationImage, sr: np.ndarray, scale: int, gap: int = 4) -> np.ndarray:
+def comparison_grid(item: BenchmarkImage, sr: np.ndarray, scale: int, gap: int = 4) -> np.ndarray:
     """Bicubic | SR | HR side by side (H×W×3 uint8), separated by white gaps."""
     from superres.imresize import imresize
 
-    bicubic = np.asarray(imresize(item.lr, float(scale)), dtype=np.uint8)
+    bicubic = network_input(np.asarray(imresize(item.lr, float(scale)), dtype=np.uint8))
     h = item.hr.shape[0]
     spacer = np.full((h, gap, 3), 255, dtype=np.uint8)
-    return np.concatenate([bicubic[:h], spacer, sr, spacer, item.hr], axis=1)
+    return np.concatenate([bicubic[:h], spacer, sr, spacer, network_input(item.hr)], axis=1)
