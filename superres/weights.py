@@ -219,11 +219,11 @@ def _as_metadata_value(value: Any) -> str:
 def _write_atomically(path: Path, tensors: StateDict, metadata: dict[str, str]) -> None:
     """Write to a temporary file beside ``path``, then rename: a crash never leaves a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh hidden name in the same folder (os.replace is atomic only within one filesystem); not
-    # mkstemp, whose 0600 mode the finished file would keep.
+    # A fresh hidden name in the same folder (os.replace is atomic only within one filesystem).
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
         save_file(tensors, temporary, metadata=metadata)
+        os.chmod(temporary, 0o644)  # safetensors creates files 0600; weights are meant to be shared
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)

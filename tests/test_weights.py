@@ -132,6 +132,7 @@ def test_safetensors_round_trip_keeps_weights_and_metadata(tmp_path: Path):
         header = file.metadata()
     assert header["arch"] == "SRResNet" and header["scale"] == "2" and header["format_version"] == "1"
     assert all(isinstance(value, str) for value in header.values())
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by others, unlike safetensors' own 0600
 
 
 def test_declared_hyper_parameters_are_trusted_where_shapes_are_silent(tmp_path: Path):
