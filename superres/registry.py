@@ -57,11 +57,11 @@ MODELS: tuple[ModelEntry, ...] = (
         name=DEFAULT_MODEL,
         arch="SRVGGNetCompact",
         scale=4,
-        # The weights are ours (BSD-3-Clause); BSDS500, part of the training data, is for research use.
-        license="BSD-3-Clause (trained on BSDS500 + T91 research data)",
+        # The weights are ours; BSDS500, part of the training data, is for non-commercial research.
+        license="BSD-3-Clause",
         homepage="bundled with superres",
         description="superres's own PSNR-oriented ×4 model (SRVGGNetCompact 64×16), trained by superres on "
-        "BSDS500 + T91; fast on a CPU. Recipe: superres/presets/superres_x4.yaml",
+        "BSDS500 + T91 (research data); fast on a CPU. Recipe: superres/presets/superres_x4.yaml",
         filename="superres_x4.safetensors",
     ),
     ModelEntry(
