@@ -1,0 +1,317 @@
+"""The inference engine: golden outputs, seamless tiles, colour modes, precision fallback, memory back-off."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+import superres.inference as inference
+from superres.archs import RRDBNet
+from superres.detect import ModelInfo, describe
+from superres.errors import ConfigError, ImageError, WeightsError
+from superres.inference import Upscaler, load_model, resolve_model_path, tile_grid
+
+X4PLUS = "RealESRGAN_x4plus_fp16round.pth"
+ANIME = "realesr-animevideov3.pth"
+REFERENCE = Path("reference_outputs") / "realesrgan_x4plus"
+
+
+@pytest.fixture(scope="session")
+def x4plus(shared: Path) -> Upscaler:
+    """RRDBNet ×4 with the real Real-ESRGAN weights, loaded once per session."""
+    return load_model(shared / "weights" / X4PLUS, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def anime(shared: Path) -> Upscaler:
+    """SRVGGNetCompact ×4 (0.6 M parameters): real weights, fast enough for 256×256 images."""
+    return load_model(shared / "weights" / ANIME, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def lenna(shared: Path) -> np.ndarray:
+    return np.asarray(Image.open(shared / "benchmarks" / "Set14" / "HR" / "lenna.png").convert("RGB"))
+
+
+def _diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a.astype(np.int64) - b.astype(np.int64))
+
+
+def _tiny(arch_scale: int = 4, seed: int = 0) -> tuple[nn.Module, object]:
+    """A small random RRDBNet and its ModelInfo, for properties that need no trained weights."""
+    torch.manual_seed(seed)
+    hparams = {"scale": arch_scale, "num_feat": 8, "num_block": 1, "num_grow_ch": 4}
+    network = RRDBNet(**hparams).eval()
+    return network, describe("RRDBNet", hparams, network)
+
+
+# -- golden outputs ------------------------------------------------------------------------------
+
+
+def test_reproduces_official_real_esrgan_outputs(x4plus: Upscaler, shared: Path) -> None:
+    inputs = sorted((shared / REFERENCE / "inputs").glob("*.png"))
+    assert [path.stem for path in inputs] == ["16x16", "32x32", "64x64"]
+    for path in inputs:
+        ours = np.asarray(x4plus.upscale(Image.open(path)))
+        official = np.asarray(Image.open(shared / REFERENCE / "outputs" / path.name).convert("RGB"))
+        assert ours.shape == official.shape, path.name
+        diff = _diff(ours, official)
+        assert diff.max() <= 3 and diff.mean() <= 0.15, (path.name, diff.max(), diff.mean())
+
+
+# -- tiling --------------------------------------------------------------------------------------
+
+
+def test_tile_grid_covers_every_pixel_once() -> None:
+    count = np.zeros((70, 45), int)
+    for t in tile_grid(70, 45, 32, 8):
+        count[t.y0 : t.y1, t.x0 : t.x1] += 1
+        assert t.py0 == max(t.y0 - 8, 0) and t.px1 == min(t.x1 + 8, 45)
+    assert (count == 1).all()
+
+
+def test_tiled_equals_untiled_on_256px_real_image(anime: Upscaler, lenna: np.ndarray) -> None:
+    crop = lenna[128:384, 128:384]
+    whole = anime.upscale(crop)
+    seen: list[int] = []
+    tiled = Upscaler(anime._module, anime.info, device="cpu", tile=64).upscale(
+        crop, progress=lambda d, n: seen.append(n)
+    )
+    assert seen == [16] * 16  # 4 × 4 tiles really ran
+    assert _diff(tiled, whole).max() <= 1
+    # the default context is what makes it seamless: without it the seams show
+    seams = Upscaler(anime._module, anime.info, device="cpu", tile=64, tile_pad=0).upscale(crop)
+    assert _diff(seams, whole).max() > 8
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("SUPERRES_SLOW"), reason="minutes on 2 cores; set SUPERRES_SLOW=1 to run")
+def test_rrdbnet_default_pad_makes_tiles_seamless(x4plus: Upscaler, lenna: np.ndarray) -> None:
+    """The measurement behind RRDBNET_TILE_PAD: real x4plus weights, 256×256 real image, tile 64."""
+    crop = lenna[128:384, 128:384]
+    whole = Upscaler(x4plus._module, x4plus.info, device="cpu", tile=0).upscale(crop)
+    tiled = Upscaler(x4plus._module, x4plus.info, device="cpu", tile=64).upscale(crop)
+    assert x4plus.tile_pad == inference.RRDBNET_TILE_PAD
+    assert _diff(tiled, whole).max() <= 1
+
+
+def test_size_multiple_padding_and_tiles_for_pixel_unshuffle_models() -> None:
+    for scale, multiple in ((2, 2), (1, 4)):
+        network, info = _tiny(scale)
+        assert info.size_multiple == multiple
+        image = (np.random.default_rng(scale).random((37, 23, 3)) * 255).astype(np.uint8)  # odd sizes
+        whole = Upscaler(network, info, device="cpu", tile=0).upscale(image)
+        assert whole.shape == (37 * scale, 23 * scale, 3)
+        tiled = Upscaler(network, info, device="cpu", tile=12, tile_pad=24).upscale(image)
+        assert _diff(tiled, whole).max() <= 1
+
+
+def test_automatic_tile_fits_the_memory_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    network, info = _tiny()
+    upscaler = Upscaler(network, info, device="cpu")
+    per_pixel = inference.activation_bytes_per_pixel(info, "fp32")
+    monkeypatch.setattr(inference, "memory_budget", lambda device: int(per_pixel * 300 * 300))
+    assert upscaler.choose_tile(200, 250) == 250  # fits: the whole image at once
+    tile = upscaler.choose_tile(1000, 1000)
+    assert 100 < tile < 300 - 2 * upscaler.tile_pad + 1
+    assert (tile + 2 * upscaler.tile_pad) ** 2 * per_pixel <= 300 * 300 * per_pixel
+
+
+class _OutOfMemoryAbove(nn.Module):
+    """Wraps a network and fails like a full GPU on inputs wider than ``limit``."""
+
+    def __init__(self, inner: nn.Module, limit: int) -> None:
+        super().__init__()
+        self.inner, self.limit = inner, limit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.inner(x)
+
+
+def test_out_of_memory_halves_the_tile() -> None:
+    network, info = _tiny()
+    image = (np.random.default_rng(1).random((48, 48, 3)) * 255).astype(np.uint8)
+    expected = Upscaler(network, info, device="cpu", tile=24, tile_pad=8).upscale(image)
+    squeezed = Upscaler(_OutOfMemoryAbove(network, 40), info, device="cpu", tile=0, tile_pad=8)
+    with pytest.warns(UserWarning, match="out of memory"):
+        result = squeezed.upscale(image)
+    np.testing.assert_array_equal(result, expected)
+
+
+# -- colour modes --------------------------------------------------------------------------------
+
+
+def test_gray_stays_gray(anime: Upscaler, shared: Path) -> None:
+    bridge = Image.open(shared / "benchmarks" / "Set14" / "HR" / "bridge.png")  # a real gray image
+    assert bridge.mode == "L"
+    crop = bridge.crop((0, 0, 48, 40))
+    out = anime.upscale(crop)
+    assert out.mode == "L" and out.size == (192, 160)
+    via_rgb = anime.upscale(crop.convert("RGB")).convert("L")
+    assert _diff(np.asarray(out), np.asarray(via_rgb)).max() <= 1
+
+
+def _rgba_with_hidden(photo: np.ndarray, hidden: int) -> np.ndarray:
+    """A real photo with alpha: a 0 → 255 ramp over the left half, opaque right half, a fully
+    transparent box in the ramp, and ``hidden`` as the colour under α = 0."""
+    height, width = photo.shape[:2]
+    alpha = np.full((height, width), 255, np.uint8)
+    alpha[:, : width // 2] = np.linspace(0, 255, width // 2).round().astype(np.uint8)
+    alpha[8:24, 4:20] = 0
+    colour = np.where(alpha[:, :, None] == 0, np.uint8(hidden), photo)
+    return np.dstack([colour, alpha])
+
+
+def test_rgba_hidden_colour_cannot_bleed_and_soft_alpha_is_kept(anime: Upscaler, lenna: np.ndarray) -> None:
+    photo = lenna[200:240, 200:264]
+    black, white = (anime.upscale(_rgba_with_hidden(photo, hidden)) for hidden in (0, 255))
+    assert black.shape == (160, 256, 4)
+    # premultiplied SR: what lies under α = 0 has no influence on any visible pixel (no dark fringes)
+    visible = black[:, :, 3] > 0
+    assert _diff(black[visible], white[visible]).max() == 0
+    # soft alpha (a ramp, a box inside it) has no hard edge: Lanczos, exactly; the box stays transparent
+    alpha = _rgba_with_hidden(photo, 0)[:, :, 3]
+    np.testing.assert_array_equal(black[:, :, 3], np.asarray(Image.fromarray(alpha).resize((256, 160), Image.LANCZOS)))
+    assert black[44:84, 28:68, 3].max() == 0  # beyond the Lanczos support (3 LR px) from its edge
+    # farther than the receptive field (18 px) from any transparency, colour is what plain RGB gives
+    opaque = anime.upscale(photo)
+    assert _diff(black[:, 216:, :3], opaque[:, 216:]).max() <= 1
+
+
+def test_hard_alpha_edges_go_through_the_network(anime: Upscaler, shared: Path) -> None:
+    butterfly = np.asarray(Image.open(shared / "benchmarks" / "Set14" / "HR" / "monarch.png").convert("L"))
+    mask = np.where(butterfly[100:356, 200:456] > 128, 255, 0).astype(np.uint8)  # a hard HR alpha mask
+    small = np.asarray(Image.fromarray(mask).resize((64, 64), Image.BICUBIC))
+    photo = np.asarray(Image.open(shared / "benchmarks" / "Set14" / "HR" / "monarch.png").convert("RGB"))
+    rgba = np.dstack([photo[:64, :64], small])
+    alpha = anime.upscale(rgba)[:, :, 3]
+    lanczos = np.asarray(Image.fromarray(small).resize((256, 256), Image.LANCZOS))
+    assert _diff(alpha, mask).mean() < 0.75 * _diff(lanczos, mask).mean()  # sharper edges than Lanczos
+    flat = ~inference.hard_alpha_edges(small).repeat(4, 0).repeat(4, 1)
+    np.testing.assert_array_equal(alpha[flat], lanczos[flat])  # and exact away from them
+
+
+def test_palette_with_transparency_comes_back_rgba(anime: Upscaler, lenna: np.ndarray) -> None:
+    palette = Image.fromarray(lenna[:32, :32]).quantize(16)
+    palette.info["transparency"] = 0
+    out = anime.upscale(palette)
+    assert out.mode == "RGBA" and out.size == (128, 128)
+    assert np.asarray(out)[:, :, 3].min() == 0
+
+
+def test_16bit_in_16bit_out(anime: Upscaler, lenna: np.ndarray) -> None:
+    photo = lenna[100:140, 100:140]
+    rng = np.random.default_rng(0)
+    deep = photo.astype(np.uint16) * 257 + rng.integers(0, 257, photo.shape, dtype=np.uint16)
+    out = anime.upscale(deep)
+    assert out.dtype == np.uint16 and out.shape == (160, 160, 3)
+    assert len(np.unique(out)) > 256  # really uses the 16-bit range
+    eight = anime.upscale(photo)
+    assert np.abs(out / 257.0 - eight).mean() < 1.0
+
+
+def test_upscale_tensor_matches_upscale(anime: Upscaler, lenna: np.ndarray) -> None:
+    photo = lenna[:24, :40]
+    x = torch.from_numpy(photo.copy()).permute(2, 0, 1)[None].float() / 255
+    y = anime.upscale_tensor(torch.cat([x, x.flip(-1)]))
+    assert y.shape == (2, 3, 96, 160) and y.dtype == torch.float32 and 0 <= y.min() and y.max() <= 1
+    as_uint8 = (y[0].permute(1, 2, 0) * 255).round().numpy().astype(np.uint8)
+    np.testing.assert_array_equal(as_uint8, anime.upscale(photo))
+
+
+# -- outscale ------------------------------------------------------------------------------------
+
+
+def test_outscale_gives_the_requested_size(anime: Upscaler, lenna: np.ndarray) -> None:
+    photo = lenna[:37, :50]
+    out = anime.upscale(photo, outscale=2.5)
+    assert out.shape == (round(37 * 2.5), round(50 * 2.5), 3)
+    model_then_resize = np.asarray(Image.fromarray(anime.upscale(photo)).resize((125, 92), Image.LANCZOS))
+    assert _diff(out, model_then_resize).mean() < 1
+    rgba = anime.upscale(np.dstack([photo, np.full(photo.shape[:2], 200, np.uint8)]), outscale=3)
+    assert rgba.shape == (111, 150, 4) and (rgba[:, :, 3] == 200).all()
+
+
+# -- precision -----------------------------------------------------------------------------------
+
+
+class _NaNInLowPrecision(nn.Module):
+    """×2 nearest upsampling that turns into NaN unless it runs in fp32: stands in for an overflow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gain = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.interpolate(x, scale_factor=2, mode="nearest") * self.gain
+        return y if y.dtype == torch.float32 else y * float("nan")
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_nan_in_low_precision_reruns_the_tile_in_fp32(precision: str) -> None:
+    info = ModelInfo("NaNInLowPrecision", 2, 3, 3, {}, num_params=1, size_multiple=1, half_precision_ok=True)
+    upscaler = Upscaler(_NaNInLowPrecision(), info, device="cpu", precision=precision, tile=8)
+    assert upscaler.precision == precision
+    image = (np.random.default_rng(2).random((16, 16, 3)) * 255).astype(np.uint8)
+    with pytest.warns(UserWarning, match="rerun in fp32"):
+        out = upscaler.upscale(image)
+    np.testing.assert_array_equal(out, image.repeat(2, 0).repeat(2, 1))
+
+
+def test_device_and_precision_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    network, info = _tiny()
+    upscaler = Upscaler(network, info)
+    assert upscaler.device.type == "cpu" and upscaler.precision == "fp32"  # CPU "auto" is fp32 for now
+    monkeypatch.setattr(inference, "CPU_AUTO_BF16", True)
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: True)
+    assert inference.resolve_precision("auto", torch.device("cpu")) == "bf16"
+    with pytest.raises(ConfigError, match="unknown precision"):
+        Upscaler(network, info, precision="fp8")
+    with pytest.raises(ConfigError, match="unknown device"):
+        Upscaler(network, info, device="tpu:banana")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            Upscaler(network, info, device="cuda")
+
+
+def test_bf16_output_is_close_to_fp32(anime: Upscaler, lenna: np.ndarray) -> None:
+    photo = lenna[300:332, 300:332]
+    low = Upscaler(anime._module, anime.info, device="cpu", precision="bf16").upscale(photo)
+    assert _diff(low, anime.upscale(photo)).mean() < 1.5
+
+
+# -- files and models ----------------------------------------------------------------------------
+
+
+def test_upscale_file_keeps_orientation_and_never_writes_over_input(
+    anime: Upscaler, tmp_path: Path, lenna: np.ndarray
+) -> None:
+    source = Image.fromarray(lenna[:20, :30])
+    exif = source.getexif()
+    exif[0x0112] = 6  # stored sideways: upright it is 30 high, 20 wide
+    path = tmp_path / "turned.jpg"
+    source.save(path, exif=exif.tobytes(), quality=95)
+    written = anime.upscale_file(path, tmp_path / "up.png")
+    assert Image.open(written).size == (80, 120)
+    before = path.read_bytes()
+    with pytest.raises(ImageError, match="is the input file"):
+        anime.upscale_file(path, path, overwrite=True)
+    with pytest.raises(ImageError, match="already exists"):
+        anime.upscale_file(path, written)
+    assert path.read_bytes() == before
+
+
+def test_unknown_model_is_a_weights_error(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="no such file"):
+        resolve_model_path(tmp_path / "nope.pth")
+    with pytest.raises(WeightsError):
+        load_model("no-such-model")
