@@ -219,8 +219,9 @@ def test_checkpoints_work_with_upscale_and_eval(gan_runs, shared, tmp_path):
 @pytest.mark.parametrize(
     "preset, steps, extra",
     [
-        # BN statistics, EMA and Adam state must all come back; 30 + 30 steps.
-        ("srresnet", 60, ["data.patch_size=16", "data.batch_size=2", "model.num_feat=8", "ema_decay=0.9"]),
+        # BN statistics, EMA and Adam state must all come back: 2000 straight = 1000 + resume + 1000.
+        ("srresnet", 2000, ["data.patch_size=16", "data.batch_size=2", "model.num_feat=8", "model.num_block=2",
+                            "ema_decay=0.9"]),
         # With a discriminator, RaGAN, a (shallower) VGG loss and two worker processes; 2 + 2 steps.
         (
             "esrgan",
