@@ -68,6 +68,8 @@ CPU_AUTO_BF16 = False
 RRDBNET_TILE_PAD = 64
 
 MIN_TILE = 16
+# Memory for the upsampling tail of one tile (see run_network): stripes of rows keep within it.
+TAIL_MEMORY = 256 << 20
 # Activation memory a CPU may use for one tile when the tile size is chosen automatically. For
 # RRDBNet ×4 (pad 64) that gives 256-px tiles; measured peak RSS of `superres upscale` on a 2000×2000
 # image: ~1.9 GiB, of which 1.4 GB are the activations of one 384×384 padded tile (~9.4 KB per LR pixel).
@@ -484,7 +486,7 @@ class Upscaler:
 
     def _forward(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         batch = x.to(self.device, dtype).contiguous(memory_format=torch.channels_last)
-        return self._network(dtype)(batch).to("cpu", torch.float32)
+        return run_network(self._network(dtype), batch).to("cpu", torch.float32)
 
     def _network(self, dtype: torch.dtype) -> nn.Module:
         """The network on the device in ``dtype``; the fp32 module given is the master copy."""
@@ -492,6 +494,35 @@ class Upscaler:
             source = self._module if dtype == torch.float32 else copy.deepcopy(self._module)
             self._networks[dtype] = source.to(device=self.device, dtype=dtype, memory_format=torch.channels_last)
         return self._networks[dtype]
+
+
+def run_network(network: nn.Module, x: torch.Tensor, tail_budget: int = TAIL_MEMORY) -> torch.Tensor:
+    """``network(x)``, but a network with a separable upsampling tail (RRDBNet) runs it in stripes.
+
+    RRDBNet's ×4 tail holds several 64-channel maps at 16× the LR pixel count — most of a tile's
+    memory (a 384² padded tile: ~1.9 GB). Its receptive field is under ``TAIL_CONTEXT`` LR pixels
+    and nearest-neighbour upsampling is exact on the LR grid, so stripes of LR feature rows with
+    that much context give the same output, in bounded memory.
+    """
+    tail = getattr(network, "forward_tail", None)
+    if tail is None:
+        return network(x)
+    feat = network.forward_body(x)
+    height, width = feat.shape[-2:]
+    factor = network.scale * network.unshuffle  # output pixels per feature pixel, per side
+    # ~4 live maps of 64 channels at factor² the pixels, in the element size of the features
+    bytes_per_row = 4 * feat.shape[1] * width * factor**2 * feat.element_size()
+    rows = max(1, tail_budget // bytes_per_row)
+    if rows >= height:
+        return tail(feat)
+    context = network.TAIL_CONTEXT
+    stripes = []
+    for r0 in range(0, height, rows):
+        r1 = min(height, r0 + rows)
+        a, b = max(0, r0 - context), min(height, r1 + context)
+        out = tail(feat[:, :, a:b])
+        stripes.append(out[:, :, (r0 - a) * factor : (r1 - a) * factor])
+    return torch.cat(stripes, dim=2)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -100,10 +100,20 @@ class RRDBNet(nn.Module):
         return self.lrelu(conv(F.interpolate(feat, scale_factor=2, mode="nearest")))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_tail(self.forward_body(x))
+
+    # The two halves of ``forward``. The body runs at LR resolution; the tail upsamples, and its
+    # receptive field is under 2 LR pixels, so an engine may run it in stripes to bound memory.
+    TAIL_CONTEXT = 2
+
+    def forward_body(self, x: torch.Tensor) -> torch.Tensor:
         if self.unshuffle > 1:
             x = F.pixel_unshuffle(x, self.unshuffle)
         feat = self.conv_first(x)
-        feat = feat + self.conv_body(self.body(feat))
+        return feat + self.conv_body(self.body(feat))
+
+    def forward_tail(self, feat: torch.Tensor) -> torch.Tensor:
+        """LR features → image, ×(scale · unshuffle) larger than ``feat``."""
         feat = self._upsample(self.conv_up1, feat)
         feat = self._upsample(self.conv_up2, feat)
         if self.scale == 8:
