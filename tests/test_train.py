@@ -300,6 +300,29 @@ def test_failure_while_saving_leaves_the_previous_checkpoint_intact(shared, tmp_
     assert [c.step for c in ckpt.list_checkpoints(tmp_path / "srresnet")] == [2, 4]
 
 
+def test_failure_while_pruning_never_leaves_a_half_deleted_checkpoint(shared, tmp_path, monkeypatch):
+    common = tiny(shared, tmp_path, "srresnet", "data.val=[]", "data.patch_size=16", "model.num_feat=8",
+                  "save_every=1", "keep_last=2", "log_every=100")  # fmt: skip
+    train(load_config("srresnet", [*common, "total_steps=2"]))
+    real_rmtree = ckpt.shutil.rmtree
+
+    def killed_midway(path, *args, **kwargs):  # deletes one file of the folder, then the process "dies"
+        if not Path(path).name.startswith(".step_00000003."):  # not the new checkpoint's own temporaries
+            (Path(path) / ckpt.GENERATOR_FILE).unlink(missing_ok=True)
+            raise KeyboardInterrupt
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(ckpt.shutil, "rmtree", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        train(load_config("srresnet", [*common, "total_steps=3"]), resume=True)
+    monkeypatch.undo()
+    listed = ckpt.list_checkpoints(tmp_path / "srresnet")
+    assert [c.step for c in listed] == [2, 3]  # step 1 was being pruned: gone from view, not half there
+    assert all(c.generator.is_file() for c in listed)
+    train(load_config("srresnet", [*common, "total_steps=4"]), resume=True)  # start-up cleans the leftovers
+    assert not any(p.name.startswith(".") for p in (tmp_path / "srresnet" / "checkpoints").iterdir())
+
+
 def test_sigkill_during_training_never_leaves_a_broken_checkpoint(shared, tmp_path):
     # A checkpoint every step, so that the kill very likely lands inside a save.
     args = tiny(shared, tmp_path, "srresnet", "data.val=[]", "data.patch_size=16", "model.num_feat=8",

@@ -103,8 +103,19 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(root / f".step_{step:08d}.old-{os.getpid()}", ignore_errors=True)
     for old in list_checkpoints(run_dir)[:-keep_last]:
-        shutil.rmtree(old.path, ignore_errors=True)
+        _remove_checkpoint(old)
     return Checkpoint(step, final)
+
+
+def _remove_checkpoint(checkpoint: Checkpoint) -> None:
+    """Delete a checkpoint so that a kill at any moment never leaves a half-deleted one in view.
+
+    Deleting a folder file by file is not atomic; the checkpoint is first renamed to a hidden name
+    (atomic), which ``remove_partial_checkpoints`` cleans up if the deletion itself is interrupted.
+    """
+    doomed = checkpoint.path.with_name(f".{checkpoint.path.name}.del-{os.getpid()}")
+    os.replace(checkpoint.path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def save_best(
