@@ -289,6 +289,17 @@ def can_hold(suffix: str, image: ImageData) -> bool:
     return (alpha or not image.has_alpha) and (sixteen or image.bit_depth == 8)
 
 
+def check_target(source: str | os.PathLike[str], target: str | os.PathLike[str], overwrite: bool) -> None:
+    """Refuse a target that is the source file itself, an existing file (unless ``overwrite``), or a
+    format superres cannot write — before any work is done."""
+    source, target = Path(source), Path(target)
+    if source.exists() and target.exists() and os.path.samefile(source, target):
+        raise ImageError(f"{target}: is the input file; superres never writes over its input")
+    if target.exists() and not overwrite:
+        raise ImageError(f"{target}: already exists (pass overwrite to replace it)")
+    output_format(target)
+
+
 def write_image(path: str | os.PathLike[str], image: ImageData, overwrite: bool = False) -> Path:
     """Encode ``image`` by the extension of ``path`` (.png, .jpg/.jpeg, .webp); returns the path."""
     path = Path(path)

@@ -11,9 +11,12 @@ straight into a uint8/uint16 array (an 8000×8000 RGB result is 192 MB, not the 
 Tiles run in row-major order, so a consumer could also stream finished rows of tiles.
 
 With enough context the tiled result equals the untiled one: the receptive field where it is small
-(SRVGGNetCompact, SRResNet), a measured 64 px for RRDBNet (``RRDBNET_TILE_PAD``, see there).
-``tile=None`` picks the largest tile whose activations fit a memory budget (free RAM or VRAM); out of
-memory halves the tile and retries.
+(SRVGGNetCompact, SRResNet). RRDBNet's receptive field is ~350 px, so it runs differently
+(:mod:`superres.tiling`): one dense block at a time over whole-region feature maps, in tiles that need
+only 5 px of context and are exact. Regions are the whole image when its feature maps fit
+``CPU_BLOCKWISE_MEMORY`` (or part of the free VRAM); larger images are cut into regions that overlap by
+a measured 80 px (``RRDBNET_TILE_PAD``). ``tile=None`` picks the largest tile whose activations fit a
+memory budget (free RAM or VRAM); out of memory halves the tile and retries.
 
 **Colour.** RGB goes straight through. Gray is replicated to three channels and the result turned
 back into luma (ITU-R 601-2, as Pillow's mode "L"). Colour with alpha is premultiplied by alpha before
@@ -49,16 +52,13 @@ from PIL import Image
 from torch import nn
 
 from superres.errors import ConfigError, ImageError, SuperresError, WeightsError
-from superres.imageio import array_to_pil, output_format, pil_to_array, read_image, write_image
+from superres.imageio import array_to_pil, check_target, pil_to_array, read_image, write_image
+from superres.tiling import DENSE_BLOCK_CONTEXT, blockwise_map_bytes, rrdbnet_body_blockwise, supports_blockwise, tile_grid
 
 if TYPE_CHECKING:
     from superres.detect import ModelInfo
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-# precision "auto" on a CPU: bf16 only where the CPU computes it natively, and only once its quality
-# cost has been measured (issue 6: PSNR of bf16 against fp32). Until then the CPU runs fp32.
-CPU_AUTO_BF16 = False
 
 # Context in LR pixels around each RRDBNet tile. Its receptive field (~350 convs) covers any tile, so
 # the pad was measured: RealESRGAN_x4plus on a 256×256 crop of Set14/lenna, interior tiles of 64,
@@ -72,10 +72,13 @@ RRDBNET_TILE_PAD = 80
 MIN_TILE = 16
 # Memory for the upsampling tail of one tile (see run_network): stripes of rows keep within it.
 TAIL_MEMORY = 256 << 20
-# Activation memory a CPU may use for one tile when the tile size is chosen automatically. For
-# RRDBNet ×4 (pad 64) that gives 256-px tiles; measured peak RSS of `superres upscale` on a 2000×2000
-# image: ~1.9 GiB, of which 1.4 GB are the activations of one 384×384 padded tile (~9.4 KB per LR pixel).
-CPU_TILE_MEMORY = 2 << 30
+# Activation memory a CPU may use for one tile when the tile size is chosen automatically.
+CPU_TILE_MEMORY = 1 << 30
+# Memory for the whole-region feature maps of RRDBNet's block-wise execution (superres.tiling) on a
+# CPU. Regions whose maps fit are computed exactly and with 5 px of context per tile; larger images
+# are cut into overlapping regions of that size (with RRDBNET_TILE_PAD of context between them).
+# 512 MiB: a 836×836 fp32 region (1180×1180 in bf16).
+CPU_BLOCKWISE_MEMORY = 512 << 20
 
 # ITU-R 601-2 luma, the weights of Pillow's RGB → "L"
 _LUMA = (0.299, 0.587, 0.114)
@@ -146,7 +149,14 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device, half_precision_ok: bool = True) -> str:
-    """``auto`` → fp16 on GPUs (bf16 where the model overflows fp16), fp32 on CPUs (see CPU_AUTO_BF16)."""
+    """``auto`` → fp16 on GPUs (bf16 where the model overflows fp16); on CPUs bf16 where the CPU
+    computes it natively, else fp32.
+
+    bf16 on a CPU is ~2.2× the fp32 speed (Zen 4, bench/RESULTS.md) and its cost was measured against
+    fp32 output (PSNR, RGB): RealESRGAN_x4plus on Set5 + Set14 ≥ 46.5 dB (baboon; 50 dB over all), the
+    default model ≥ 55.5 dB — far below what eyes or the papers' metrics resolve. ``superres evaluate``
+    still defaults to fp32.
+    """
     if precision != "auto":
         if precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {precision!r}; use auto, {', '.join(PRECISIONS)}")
@@ -157,7 +167,7 @@ def resolve_precision(precision: str, device: torch.device, half_precision_ok: b
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     if device.type == "mps":
         return "fp16" if half_precision_ok else "fp32"
-    return "bf16" if CPU_AUTO_BF16 and cpu_has_native_bf16() else "fp32"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
 def default_tile_pad(info: ModelInfo) -> int:
@@ -182,9 +192,10 @@ def _activation_channels(info: ModelInfo) -> tuple[float, float]:
         return 3 * hp["num_feat"], 3 * info.out_channels
     if info.arch == "SRResNet":  # block input + two convs + skip at LR; the last sub-pixel stage at HR
         return 4 * hp["num_feat"], 2 * hp["num_feat"]
-    # RRDBNet (and the fallback): a dense block holds its input, four growth outputs and their
-    # concatenation; the ×2 upsampling stages hold about three feature maps at output size.
-    return 3 * hp.get("num_feat", 64) + 8 * hp.get("num_grow_ch", 32), 3 * hp.get("num_feat", 64)
+    if info.arch == "RRDBNet":  # a dense block: its input (and a copy), four growth outputs, the largest
+        # concatenation and conv5's output; the upsampling tail runs in stripes of TAIL_MEMORY (run_network)
+        return 4 * hp["num_feat"] + 8 * hp["num_grow_ch"], 0
+    return 3 * hp.get("num_feat", 64) + 8 * hp.get("num_grow_ch", 32), 3 * hp.get("num_feat", 64)  # unknown
 
 
 def activation_bytes_per_pixel(info: ModelInfo, precision: str) -> float:
@@ -228,33 +239,6 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 # --------------------------------------------------------------------------------------------------
 # Tiles
-
-
-@dataclass(frozen=True)
-class Tile:
-    """A tile in LR pixels: the core ``[y0, y1) × [x0, x1)`` it produces, read with its context
-    ``[py0, py1) × [px0, px1)``."""
-
-    y0: int
-    y1: int
-    x0: int
-    x1: int
-    py0: int
-    py1: int
-    px0: int
-    px1: int
-
-
-def tile_grid(height: int, width: int, tile: int, pad: int) -> list[Tile]:
-    """Row-major tiles covering ``height × width``; context is clipped at the image border."""
-    tiles = []
-    for y0 in range(0, height, tile):
-        for x0 in range(0, width, tile):
-            y1, x1 = min(y0 + tile, height), min(x0 + tile, width)
-            tiles.append(
-                Tile(y0, y1, x0, x1, max(y0 - pad, 0), min(y1 + pad, height), max(x0 - pad, 0), min(x1 + pad, width))
-            )
-    return tiles
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -371,11 +355,7 @@ class Upscaler:
         ``target`` is never the source file, and an existing ``target`` is an error unless ``overwrite``.
         """
         source, target = Path(source), Path(target)
-        if source.exists() and target.exists() and os.path.samefile(source, target):
-            raise ImageError(f"{target}: is the input file; superres never writes over its input")
-        if target.exists() and not overwrite:
-            raise ImageError(f"{target}: already exists (pass overwrite to replace it)")
-        output_format(target)  # an unwritable extension fails before the work, not after
+        check_target(source, target, overwrite)  # before the work, not after
         image = read_image(source)
         pixels = self._upscale_pixels(image.pixels, outscale, progress)
         return write_image(target, replace(image, pixels=pixels), overwrite=overwrite)
@@ -424,19 +404,38 @@ class Upscaler:
         budget = memory_budget(self.device)
         if height * width * per_pixel <= budget:
             return max(height, width)
-        side = int(math.sqrt(budget / per_pixel)) - 2 * self.tile_pad
+        side = int(math.sqrt(budget / per_pixel)) - 2 * self._tile_context
         return max(MIN_TILE, side // 16 * 16)
+
+    def choose_region(self, height: int, width: int, tile: int) -> int:
+        """The side of the image regions that run as a whole: ``tile``, except for networks that run
+        block-wise (RRDBNet), whose regions are as large as their whole-region feature maps allow."""
+        network = self._network(PRECISIONS[self.precision])
+        if not supports_blockwise(network) or tile >= max(height, width):
+            return tile
+        dtype = PRECISIONS[self.precision]
+        budget = blockwise_budget(self.device)
+        if blockwise_map_bytes(network, height, width, dtype) <= budget:
+            return max(height, width)
+        side = math.isqrt(budget * 256 // blockwise_map_bytes(network, 16, 16, dtype)) - 2 * self.tile_pad
+        return max(tile, side // self.info.size_multiple * self.info.size_multiple)
+
+    @property
+    def _tile_context(self) -> int:
+        """Context around a tile: a dense block's depth when regions run block-wise, else ``tile_pad``."""
+        return DENSE_BLOCK_CONTEXT if supports_blockwise(self._module) else self.tile_pad
 
     @torch.inference_mode()
     def _process(self, x: torch.Tensor, sink: Sink, progress: Progress | None) -> None:
-        """Upscale ``x`` (1×C×H×W float32, CPU) tile by tile, handing each finished core to ``sink``."""
+        """Upscale ``x`` (1×C×H×W float32, CPU) region by region, handing each finished core to ``sink``."""
         height, width = x.shape[-2:]
         multiple = self.info.size_multiple
         x = _pad_to_multiple(x, multiple)
         tile = _round_up(self.choose_tile(height, width), multiple)
+        region = _round_up(self.choose_region(height, width, tile), multiple)
         while True:
             try:
-                self._run_tiles(x, tile, (height, width), sink, progress)
+                self._run_regions(x, region, tile, (height, width), sink, progress)
                 return
             except RuntimeError as exc:
                 if not _is_out_of_memory(exc):
@@ -449,46 +448,46 @@ class Upscaler:
                 warnings.warn(
                     f"out of memory on {self.device} with tiles of {tile} px; retrying with {smaller} px", stacklevel=2
                 )
+                region = max(smaller, _round_up(min(region, max(x.shape[-2:])) // 2, multiple))
                 tile = smaller
 
-    def _run_tiles(
-        self, x: torch.Tensor, tile: int, size: tuple[int, int], sink: Sink, progress: Progress | None
+    def _run_regions(
+        self, x: torch.Tensor, region: int, tile: int, size: tuple[int, int], sink: Sink, progress: Progress | None
     ) -> None:
         s = self.scale
         height, width = size
-        tiles = tile_grid(x.shape[-2], x.shape[-1], tile, self.tile_pad)
-        for done, t in enumerate(tiles, start=1):
-            out = self._upscale_tile(x[:, :, t.py0 : t.py1, t.px0 : t.px1])
+        regions = tile_grid(x.shape[-2], x.shape[-1], region, self.tile_pad)
+        for done, r in enumerate(regions, start=1):
+            out = self._upscale_region(x[:, :, r.py0 : r.py1, r.px0 : r.px1], tile)
             # the core, without the context margin, and without the size-multiple padding
-            top, left = (t.y0 - t.py0) * s, (t.x0 - t.px0) * s
-            rows, cols = (min(t.y1, height) - t.y0) * s, (min(t.x1, width) - t.x0) * s
-            sink(t.y0 * s, t.x0 * s, out[:, :, top : top + rows, left : left + cols])
+            core = r.core_of(out, s)[:, :, : (min(r.y1, height) - r.y0) * s, : (min(r.x1, width) - r.x0) * s]
+            sink(r.y0 * s, r.x0 * s, core)
             if progress is not None:
-                progress(done, len(tiles))
+                progress(done, len(regions))
 
-    def _upscale_tile(self, x: torch.Tensor) -> torch.Tensor:
-        """One tile with the image's channels (1 or 3) through a network with its own (1 or 3)."""
+    def _upscale_region(self, x: torch.Tensor, tile: int) -> torch.Tensor:
+        """One region with the image's channels (1 or 3) through a network with its own (1 or 3)."""
         channels, model_channels = x.shape[1], self.info.in_channels
         if channels == model_channels:
-            return self._sr(x)
+            return self._sr(x, tile)
         if channels == 1:  # gray through an RGB network: replicate, then back to luma
-            return _luma(self._sr(x.expand(-1, 3, -1, -1)))
-        return torch.cat([self._sr(x[:, c : c + 1]) for c in range(channels)], dim=1)  # RGB, gray network
+            return _luma(self._sr(x.expand(-1, 3, -1, -1), tile))
+        return torch.cat([self._sr(x[:, c : c + 1], tile) for c in range(channels)], dim=1)  # RGB, gray network
 
-    def _sr(self, x: torch.Tensor) -> torch.Tensor:
+    def _sr(self, x: torch.Tensor, tile: int) -> torch.Tensor:
         dtype = PRECISIONS[self.precision]
-        out = self._forward(x, dtype)
+        out = self._forward(x, dtype, tile)
         if dtype != torch.float32 and not torch.isfinite(out).all():
             warnings.warn(
                 f"{self.precision} produced NaN/inf in a tile (values beyond its range); that tile was rerun in fp32",
                 stacklevel=2,
             )
-            out = self._forward(x, torch.float32)
+            out = self._forward(x, torch.float32, tile)
         return out.clamp_(0.0, 1.0)
 
-    def _forward(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, dtype: torch.dtype, tile: int) -> torch.Tensor:
         batch = x.to(self.device, dtype).contiguous(memory_format=torch.channels_last)
-        return run_network(self._network(dtype), batch).to("cpu", torch.float32)
+        return run_network(self._network(dtype), batch, tile).to("cpu", torch.float32)
 
     def _network(self, dtype: torch.dtype) -> nn.Module:
         """The network on the device in ``dtype``; the fp32 module given is the master copy."""
@@ -498,8 +497,19 @@ class Upscaler:
         return self._networks[dtype]
 
 
-def run_network(network: nn.Module, x: torch.Tensor, tail_budget: int = TAIL_MEMORY) -> torch.Tensor:
-    """``network(x)``, but a network with a separable upsampling tail (RRDBNet) runs it in stripes.
+def blockwise_budget(device: torch.device) -> int:
+    """Bytes the whole-region feature maps of block-wise execution may take (see superres.tiling)."""
+    if device.type == "cpu":
+        available = _available_ram()
+        return CPU_BLOCKWISE_MEMORY if available is None else min(CPU_BLOCKWISE_MEMORY, available // 8)
+    return memory_budget(device) // 2
+
+
+def run_network(
+    network: nn.Module, x: torch.Tensor, tile: int | None = None, tail_budget: int = TAIL_MEMORY
+) -> torch.Tensor:
+    """``network(x)``; with a ``tile``, RRDBNet's body runs block-wise in tiles of at most that size
+    (exact, see superres.tiling), and its upsampling tail in stripes.
 
     RRDBNet's ×4 tail holds several 64-channel maps at 16× the LR pixel count — most of a tile's
     memory (a 384² padded tile: ~1.9 GB). Its receptive field is under ``TAIL_CONTEXT`` LR pixels
@@ -509,7 +519,10 @@ def run_network(network: nn.Module, x: torch.Tensor, tail_budget: int = TAIL_MEM
     tail = getattr(network, "forward_tail", None)
     if tail is None:
         return network(x)
-    feat = network.forward_body(x)
+    if tile is not None and supports_blockwise(network):
+        feat = rrdbnet_body_blockwise(network, x, tile)
+    else:
+        feat = network.forward_body(x)
     height, width = feat.shape[-2:]
     factor = network.scale * network.unshuffle  # output pixels per feature pixel, per side
     # ~4 live maps of 64 channels at factor² the pixels, in the element size of the features
@@ -518,13 +531,15 @@ def run_network(network: nn.Module, x: torch.Tensor, tail_budget: int = TAIL_MEM
     if rows >= height:
         return tail(feat)
     context = network.TAIL_CONTEXT
-    stripes = []
+    out = None
     for r0 in range(0, height, rows):
         r1 = min(height, r0 + rows)
         a, b = max(0, r0 - context), min(height, r1 + context)
-        out = tail(feat[:, :, a:b])
-        stripes.append(out[:, :, (r0 - a) * factor : (r1 - a) * factor])
-    return torch.cat(stripes, dim=2)
+        stripe = tail(feat[:, :, a:b])[:, :, (r0 - a) * factor : (r1 - a) * factor]
+        if out is None:  # written stripe by stripe: no list of stripes and no concatenated copy
+            out = stripe.new_empty((*stripe.shape[:2], height * factor, width * factor))
+        out[:, :, r0 * factor : r1 * factor] = stripe
+    return out
 
 
 # --------------------------------------------------------------------------------------------------

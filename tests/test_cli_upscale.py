@@ -36,7 +36,9 @@ def _upscale(*args: str) -> tuple[int, str, str]:
 def test_reproduces_official_outputs_through_the_cli(shared: Path, tmp_path: Path) -> None:
     inputs = [shared / REFERENCE / "inputs" / f"{name}.png" for name in ("16x16", "32x32")]
     model = str(shared / "weights" / "RealESRGAN_x4plus_fp16round.pth")
-    code, out, err = _upscale(*map(str, inputs), "-o", str(tmp_path), "--model", model, "--suffix", "")
+    # fp32: the golden outputs are fp32 ("auto" is bf16 on CPUs that have it, within 46 dB of fp32)
+    args = ("-o", str(tmp_path), "--model", model, "--suffix", "", "--precision", "fp32")
+    code, out, err = _upscale(*map(str, inputs), *args)
     assert code == 0, err
     for source in inputs:
         ours = np.asarray(Image.open(tmp_path / source.name)).astype(int)
@@ -137,3 +139,20 @@ def test_usage_errors(tmp_path: Path, photo: np.ndarray, anime: str) -> None:
     code, _, err = _upscale(str(source), str(two), "-o", str(tmp_path / "x.png"), "--model", anime)
     assert code == 1 and "names one file but there are 2 inputs" in err
     assert not (tmp_path / "out").exists()
+    code, _, err = _upscale(str(source), "-o", str(tmp_path / "out"), "--model", anime, "--threads", "0")
+    assert code == 1 and "--threads must be ≥ 1" in err
+
+
+def test_threads_option_sets_the_network_threads(tmp_path: Path, photo: np.ndarray, anime: str) -> None:
+    import torch
+
+    source = tmp_path / "pic.png"
+    Image.fromarray(photo).save(source)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # so that the option has something to change
+    try:
+        code, _, err = _upscale(str(source), "-o", str(tmp_path / "out"), "--model", anime, "--threads", "1")
+        assert code == 0, err
+        assert torch.get_num_threads() == 1 and (tmp_path / "out" / "pic_x4.png").is_file()
+    finally:
+        torch.set_num_threads(before)

@@ -16,7 +16,8 @@ import superres.inference as inference
 from superres.archs import RRDBNet
 from superres.detect import ModelInfo, describe
 from superres.errors import ConfigError, ImageError, WeightsError
-from superres.inference import Upscaler, load_model, resolve_model_path, tile_grid
+from superres.inference import Upscaler, load_model, resolve_model_path
+from superres.tiling import tile_grid
 
 X4PLUS = "RealESRGAN_x4plus_fp16round.pth"
 ANIME = "realesr-animevideov3.pth"
@@ -26,13 +27,13 @@ REFERENCE = Path("reference_outputs") / "realesrgan_x4plus"
 @pytest.fixture(scope="session")
 def x4plus(shared: Path) -> Upscaler:
     """RRDBNet ×4 with the real Real-ESRGAN weights, loaded once per session."""
-    return load_model(shared / "weights" / X4PLUS, device="cpu")
+    return load_model(shared / "weights" / X4PLUS, device="cpu", precision="fp32")
 
 
 @pytest.fixture(scope="session")
 def anime(shared: Path) -> Upscaler:
     """SRVGGNetCompact ×4 (0.6 M parameters): real weights, fast enough for 256×256 images."""
-    return load_model(shared / "weights" / ANIME, device="cpu")
+    return load_model(shared / "weights" / ANIME, device="cpu", precision="fp32")
 
 
 @pytest.fixture(scope="session")
@@ -77,25 +78,29 @@ def test_tile_grid_covers_every_pixel_once() -> None:
     assert (count == 1).all()
 
 
-def test_tiled_equals_untiled_on_256px_real_image(anime: Upscaler, lenna: np.ndarray) -> None:
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_tiled_equals_untiled_on_256px_real_image(anime: Upscaler, lenna: np.ndarray, precision: str) -> None:
     crop = lenna[128:384, 128:384]
-    whole = anime.upscale(crop)
+    whole = Upscaler(anime._module, anime.info, device="cpu", precision=precision, tile=0).upscale(crop)
     seen: list[int] = []
-    tiled = Upscaler(anime._module, anime.info, device="cpu", tile=64).upscale(
+    tiled = Upscaler(anime._module, anime.info, device="cpu", precision=precision, tile=64).upscale(
         crop, progress=lambda d, n: seen.append(n)
     )
     assert seen == [16] * 16  # 4 × 4 tiles really ran
     assert _diff(tiled, whole).max() <= 1
     # the default context is what makes it seamless: without it the seams show
-    seams = Upscaler(anime._module, anime.info, device="cpu", tile=64, tile_pad=0).upscale(crop)
+    seams = Upscaler(anime._module, anime.info, device="cpu", precision=precision, tile=64, tile_pad=0).upscale(crop)
     assert _diff(seams, whole).max() > 8
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("SUPERRES_SLOW"), reason="minutes on 2 cores; set SUPERRES_SLOW=1 to run")
-def test_rrdbnet_default_pad_makes_tiles_seamless(x4plus: Upscaler, lenna: np.ndarray) -> None:
-    """The measurement behind RRDBNET_TILE_PAD: real x4plus weights, 256×256 real image, tile 64."""
+def test_rrdbnet_default_pad_makes_tiles_seamless(
+    x4plus: Upscaler, lenna: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The measurement behind RRDBNET_TILE_PAD: real x4plus weights, 256×256 real image, regions of 64."""
     crop = lenna[128:384, 128:384]
+    monkeypatch.setattr(inference, "CPU_BLOCKWISE_MEMORY", 1)  # no block-wise: overlapping regions instead
     whole = Upscaler(x4plus._module, x4plus.info, device="cpu", tile=0).upscale(crop)
     tiled = Upscaler(x4plus._module, x4plus.info, device="cpu", tile=64).upscale(crop)
     assert x4plus.tile_pad == inference.RRDBNET_TILE_PAD
@@ -115,13 +120,14 @@ def test_size_multiple_padding_and_tiles_for_pixel_unshuffle_models() -> None:
 
 def test_automatic_tile_fits_the_memory_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     network, info = _tiny()
-    upscaler = Upscaler(network, info, device="cpu")
+    upscaler = Upscaler(network, info, device="cpu", precision="fp32")
     per_pixel = inference.activation_bytes_per_pixel(info, "fp32")
     monkeypatch.setattr(inference, "memory_budget", lambda device: int(per_pixel * 300 * 300))
     assert upscaler.choose_tile(200, 250) == 250  # fits: the whole image at once
     tile = upscaler.choose_tile(1000, 1000)
-    assert 100 < tile < 300 - 2 * upscaler.tile_pad + 1
-    assert (tile + 2 * upscaler.tile_pad) ** 2 * per_pixel <= 300 * 300 * per_pixel
+    context = upscaler._tile_context  # RRDBNet runs block-wise: a dense block's 5 px, not tile_pad
+    assert context == 5 and 100 < tile < 300 - 2 * context + 1
+    assert (tile + 2 * context) ** 2 * per_pixel <= 300 * 300 * per_pixel
 
 
 class _OutOfMemoryAbove(nn.Module):
@@ -270,10 +276,12 @@ def test_nan_in_low_precision_reruns_the_tile_in_fp32(precision: str) -> None:
 def test_device_and_precision_choices(monkeypatch: pytest.MonkeyPatch) -> None:
     network, info = _tiny()
     upscaler = Upscaler(network, info)
-    assert upscaler.device.type == "cpu" and upscaler.precision == "fp32"  # CPU "auto" is fp32 for now
-    monkeypatch.setattr(inference, "CPU_AUTO_BF16", True)
+    assert upscaler.device.type == "cpu"
+    assert upscaler.precision == ("bf16" if inference.cpu_has_native_bf16() else "fp32")
     monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: True)
     assert inference.resolve_precision("auto", torch.device("cpu")) == "bf16"
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: False)
+    assert inference.resolve_precision("auto", torch.device("cpu")) == "fp32"  # emulated bf16 is slow: fp32
     with pytest.raises(ConfigError, match="unknown precision"):
         Upscaler(network, info, precision="fp8")
     with pytest.raises(ConfigError, match="unknown device"):

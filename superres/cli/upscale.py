@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import ctypes
 import sys
-import warnings
+from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
@@ -21,6 +22,8 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 import typer
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
     from superres.inference import Upscaler
 
 
@@ -50,9 +53,20 @@ def upscale_command(
     tile: Annotated[
         Optional[int], typer.Option("--tile", help="Tile size in LR px; 0 = whole image (default: fit memory).")
     ] = None,
-    tile_pad: Annotated[Optional[int], typer.Option("--tile-pad", help="Context around tiles in LR px.")] = None,
+    tile_pad: Annotated[
+        Optional[int],
+        typer.Option(
+            "--tile-pad",
+            help="Context around tiles in LR px (default: enough for seamless output; for RRDBNet, "
+            "the overlap of regions on images too large to run block-wise).",
+        ),
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N, mps.")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="auto, fp32, fp16, bf16.")] = "auto",
+    threads: Annotated[
+        Optional[int],
+        typer.Option("--threads", help="CPU threads for the network (default: torch's, one per physical core)."),
+    ] = None,
     suffix: Annotated[
         Optional[str], typer.Option("--suffix", help="Added to output names (default _x<factor>).")
     ] = None,
@@ -66,6 +80,12 @@ def upscale_command(
     from superres.inference import load_model
 
     _return_freed_tiles_to_the_os()
+    if threads is not None:
+        if threads < 1:
+            _fail(f"--threads must be ≥ 1, not {threads}")
+        import torch
+
+        torch.set_num_threads(threads)  # one thread per free core: oversubscribed cores spin at every barrier
     if outscale is not None and outscale <= 0:
         _fail(f"--outscale must be > 0, not {outscale:g}")
     if ext is not None and f".{ext.lower().lstrip('.')}" not in (".png", ".jpg", ".jpeg", ".webp"):
@@ -168,45 +188,76 @@ def _extension(source: Path, ext: str | None) -> str:
 
 
 def _run(jobs: list[Job], upscaler: Upscaler, outscale: float | None, overwrite: bool) -> int:
-    """Process the jobs with progress bars; returns the number that failed."""
+    """Process the jobs with progress bars; returns the number that failed.
+
+    The jobs to upscale go through :func:`superres.pipeline.upscale_files`, which reads the next
+    image and writes the previous one while the network runs; messages still come job by job, in order.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from superres.errors import SuperresError
+    from superres.pipeline import upscale_files
 
     failed = written = skipped = 0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     console = Console(stderr=True)
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bars:
         images = bars.add_task("images", total=len(jobs))
+        verdicts: list[bool | SuperresError | OSError] = []
         for job in jobs:
-            bars.update(images, description=job.source.name)
-            tiles = bars.add_task("  tiles", total=None, visible=False)
+            try:
+                verdicts.append(_ready(job, overwrite))
+            except (SuperresError, OSError) as err:
+                verdicts.append(err)
+        ready = [job for job, verdict in zip(jobs, verdicts) if verdict is True]
+        tiles: dict[int, TaskID] = {}  # by index in ``ready``
 
-            def on_tile(done: int, total: int, tiles: int = tiles) -> None:
-                bars.update(tiles, completed=done, total=total, visible=total > 1)
+        def progress_for(index: int) -> Callable[[int, int], None]:
+            bars.update(images, description=ready[index].source.name)
+            task = tiles[index] = bars.add_task("  tiles", total=None, visible=False)
 
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                try:
-                    if job.target is None:
-                        raise SuperresError(job.problem)
-                    if job.target.exists() and not overwrite:
-                        typer.echo(f"skipped: {job.target} exists (pass --overwrite to replace it)", err=True)
-                        skipped += 1
-                    else:
-                        job.target.parent.mkdir(parents=True, exist_ok=True)
-                        upscaler.upscale_file(job.source, job.target, outscale, overwrite, progress=on_tile)
-                        typer.echo(f"{job.source} → {job.target}")
-                        written += 1
-                except (SuperresError, OSError) as err:
-                    message = str(err) if str(job.source) in str(err) else f"{job.source}: {err}"
+            def on_tile(done: int, total: int) -> None:
+                bars.update(task, completed=done, total=total, visible=total > 1)
+
+            return on_tile
+
+        pairs = [(job.source, job.target) for job in ready]
+        with closing(upscale_files(upscaler, pairs, outscale, overwrite, progress_for)) as outcomes:
+            numbered = enumerate(outcomes)
+            for job, verdict in zip(jobs, verdicts):
+                error = None if isinstance(verdict, bool) else verdict
+                caught: tuple[Warning, ...] = ()
+                if verdict is True:
+                    index, outcome = next(numbered)
+                    error, caught = outcome.error, outcome.warnings
+                    if index in tiles:  # a file that could not be read never reached the network
+                        bars.remove_task(tiles.pop(index))
+                if verdict is False:
+                    typer.echo(f"skipped: {job.target} exists (pass --overwrite to replace it)", err=True)
+                    skipped += 1
+                elif error is None:
+                    typer.echo(f"{job.source} → {job.target}")
+                    written += 1
+                else:
+                    message = str(error) if str(job.source) in str(error) else f"{job.source}: {error}"
                     typer.echo(f"error: {message}", err=True)
                     failed += 1
-            for message in dict.fromkeys(str(warning.message) for warning in caught):  # once each
-                typer.echo(f"warning: {job.source.name}: {message}", err=True)
-            bars.remove_task(tiles)
-            bars.advance(images)
+                for text in dict.fromkeys(str(warning) for warning in caught):  # once each
+                    typer.echo(f"warning: {job.source.name}: {text}", err=True)
+                bars.advance(images)
     summary = f"{written} written, {skipped} skipped, {failed} failed"
     typer.echo(summary, err=bool(failed))
     return failed
+
+
+def _ready(job: Job, overwrite: bool) -> bool:
+    """Whether to upscale ``job``: False to skip it (its output exists); raises what stops it."""
+    from superres.errors import SuperresError
+
+    if job.target is None:
+        raise SuperresError(job.problem)
+    if job.target.exists() and not overwrite:
+        return False
+    job.target.parent.mkdir(parents=True, exist_ok=True)
+    return True

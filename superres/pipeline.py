@@ -1,0 +1,185 @@
+"""Upscaling a batch of image files with decoding and encoding off the network's path.
+
+:func:`upscale_files` does what :meth:`Upscaler.upscale_file <superres.inference.Upscaler.upscale_file>`
+does, file after file, but in three stages that overlap::
+
+    reader thread     read 1   read 2        read 3
+    caller's thread            network 1     network 2     network 3
+    writer thread                            write 1       write 2      write 3
+
+Decoding a PNG or JPEG, and above all encoding one (zlib, libjpeg, libwebp; 16-bit PNG through pypng,
+which is pure Python), takes a noticeable share of a fast network's time: SRVGGNetCompact ×4 on a
+256×256 image, 2 CPU threads, spends ~0.33 s writing the PNG for ~0.6–1.2 s of network
+(``bench/bench_folder.py``). Pillow's codecs, zlib and torch release the GIL for most of their
+work, so the stages really run side by side when there is a free core (pypng's row loop does not,
+so 16-bit PNG output overlaps less).
+
+Memory stays bounded: the reader works at most one image ahead of the network and the writer holds
+one finished image behind it, so at most two decoded inputs and two outputs are alive at once.
+
+Each job ends in a :class:`FileOutcome`, yielded in the order of the jobs: the file written, or the
+error that stopped it (:class:`~superres.errors.SuperresError` or :class:`OSError`; one bad file never
+stops the batch), with the warnings raised while that job was read, upscaled and written.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from superres.errors import ImageError, SuperresError
+from superres.imageio import ImageData, check_target, read_image, write_image
+
+if TYPE_CHECKING:
+    from superres.inference import Progress, Upscaler
+
+T = TypeVar("T")
+
+# What goes wrong with one file (unreadable, damaged, unwritable, out of memory) and is reported for
+# that file; anything else is a bug and propagates.
+JOB_ERRORS = (SuperresError, OSError)
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What became of one job: ``written`` is the target when it was written, else ``error`` says why."""
+
+    source: Path
+    target: Path
+    written: Path | None
+    error: SuperresError | OSError | None
+    warnings: tuple[Warning, ...] = ()
+
+
+def upscale_files(
+    upscaler: Upscaler,
+    jobs: Iterable[tuple[str | os.PathLike[str], str | os.PathLike[str]]],
+    outscale: float | None = None,
+    overwrite: bool = False,
+    progress_for: Callable[[int], Progress | None] | None = None,
+) -> Iterator[FileOutcome]:
+    """Upscale each ``(source, target)`` file; yields one :class:`FileOutcome` per job, in order.
+
+    Output files equal those of ``upscaler.upscale_file(source, target, outscale, overwrite)``
+    (:func:`check_target` says which targets are refused; here also a target that is another job's source).
+    ``progress_for(i)`` is called as the network starts on job ``i`` and may return a tile progress
+    callback for it. The network runs in the caller's thread, during ``next()``; reading and writing
+    run in two background threads.
+
+    While the batch runs, a warning raised for a job — by its read, its network or its write, in
+    whichever thread — is collected into its outcome and not shown, and the process-wide warning
+    filter is "always" (see :func:`_collect_warnings_per_job`). Consume the iterator to the end, or
+    close it (``contextlib.closing``), to restore both and stop the threads.
+    """
+    jobs = [(Path(source), Path(target)) for source, target in jobs]
+    if not jobs:
+        return
+    inputs = frozenset(source.resolve() for source, _ in jobs)
+    caught: list[list[Warning]] = [[] for _ in jobs]
+    with (
+        _collect_warnings_per_job() as on_job,
+        ThreadPoolExecutor(1, thread_name_prefix="superres-read") as reader,
+        ThreadPoolExecutor(1, thread_name_prefix="superres-write") as writer,
+    ):
+
+        def read(index: int) -> Future[ImageData]:
+            return reader.submit(on_job, caught[index], _check_and_read, *jobs[index], overwrite, inputs)
+
+        def outcome(index: int, writing: Future[Path] | SuperresError | OSError) -> FileOutcome:
+            result = _settle(writing) if isinstance(writing, Future) else writing
+            if isinstance(result, JOB_ERRORS):
+                return FileOutcome(*jobs[index], written=None, error=result, warnings=tuple(caught[index]))
+            return FileOutcome(*jobs[index], written=result, error=None, warnings=tuple(caught[index]))
+
+        reading = read(0)
+        behind: tuple[int, Future[Path] | SuperresError | OSError] | None = None  # the job being written
+        for index, (_, target) in enumerate(jobs):
+            image = _settle(reading)
+            if index + 1 < len(jobs):
+                reading = read(index + 1)  # decoded while the network works on this one: one image ahead
+            if not isinstance(image, JOB_ERRORS):
+                progress = progress_for(index) if progress_for is not None else None
+                image = _attempt(on_job, caught[index], _upscale, upscaler, image, outscale, progress)
+            # the previous job's write overlapped this job's network; wait for it, so that only one
+            # output is ever being encoded, before handing this job to the writer
+            finished = outcome(*behind) if behind is not None else None
+            if isinstance(image, JOB_ERRORS):
+                behind = (index, image)
+            else:
+                behind = (index, writer.submit(on_job, caught[index], write_image, target, image, overwrite))
+            if finished is not None:
+                yield finished
+        assert behind is not None  # there was at least one job
+        last = outcome(*behind)
+    yield last  # with the threads stopped and the warning filters restored
+
+
+def _check_and_read(source: Path, target: Path, overwrite: bool, inputs: frozenset[Path]) -> ImageData:
+    check_target(source, target, overwrite)
+    if target.resolve() in inputs:  # the reader may get to that job before or after this one is written
+        raise ImageError(f"{target}: is the input of another job; superres never writes over its inputs")
+    return read_image(source)
+
+
+def _upscale(upscaler: Upscaler, image: ImageData, outscale: float | None, progress: Progress | None) -> ImageData:
+    """The upscaled image, with the source's ICC profile and EXIF."""
+    return replace(image, pixels=upscaler.upscale(image.pixels, outscale, progress))
+
+
+def _settle(future: Future[T]) -> T | SuperresError | OSError:
+    """The future's result, or the job's error (other exceptions propagate)."""
+    try:
+        return future.result()
+    except JOB_ERRORS as err:
+        return err
+
+
+def _attempt(function: Callable[..., T], *args: Any) -> T | SuperresError | OSError:
+    try:
+        return function(*args)
+    except JOB_ERRORS as err:
+        return err
+
+
+@contextmanager
+def _collect_warnings_per_job() -> Iterator[Callable[..., Any]]:
+    """Yields ``on_job(caught, function, *args)``: runs ``function`` and appends to ``caught`` the
+    warnings it raises — in whichever thread it runs.
+
+    ``warnings.catch_warnings`` swaps process-wide state (the filters and ``warnings.showwarning``),
+    so three threads entering it per job would record each other's warnings and restore each other's
+    state out of order. Instead it is entered once, here, around the whole batch, with a
+    ``showwarning`` that appends to the list of the job the *raising thread* is working on (a
+    thread-local). Each job is in one stage at a time, so its list is never appended to by two
+    threads at once. Warnings from threads that are working on no job go to the handler that was
+    in place before.
+    """
+    current = threading.local()
+
+    def on_job(caught: list[Warning], function: Callable[..., T], *args: Any) -> T:
+        current.caught = caught
+        try:
+            return function(*args)
+        finally:
+            current.caught = None
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # every warning of every job, not once per process
+        previous = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, *rest: Any) -> None:
+            caught = getattr(current, "caught", None)
+            if caught is None:
+                previous(message, category, filename, lineno, *rest)
+            else:
+                caught.append(message if isinstance(message, Warning) else category(message))
+
+        warnings.showwarning = show
+        yield on_job
