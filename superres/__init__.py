@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_model": "superres.inference",
     "Upscaler": "superres.inference",
+    "upscale_files": "superres.pipeline",
     "evaluate": "superres.evaluation",
     "interpolate": "superres.interpolation",
 }

@@ -418,7 +418,13 @@ class Upscaler:
         if blockwise_map_bytes(network, height, width, dtype) <= budget:
             return max(height, width)
         side = math.isqrt(budget * 256 // blockwise_map_bytes(network, 16, 16, dtype)) - 2 * self.tile_pad
-        return max(tile, side // self.info.size_multiple * self.info.size_multiple)
+        if side <= tile:
+            return tile
+        # as many regions as that side needs, made equal: 2048 px in regions of ≤ 1022 → 3 × 683, not
+        # 1022 + 1022 + 4 (a 4-px region would cost its whole context)
+        longest = max(height, width)
+        count = -(-longest // side)
+        return max(tile, _round_up(-(-longest // count), self.info.size_multiple))
 
     @property
     def _tile_context(self) -> int:

@@ -74,3 +74,6 @@ def test_regions_when_the_feature_maps_do_not_fit(monkeypatch: pytest.MonkeyPatc
     regions = fits.upscale(image, progress=lambda done, total: seen.append(total))
     assert seen[0] == len(tile_grid(64, 48, 16, 24)) == 12
     assert _diff(regions, whole) <= 1  # 24 px between regions covers this 1-block network's receptive field
+    # room for 110 − 2·24 = 62 px on a 200-px side: four equal regions of 50, not 3 × 62 + a 14-px one
+    monkeypatch.setattr(inference, "CPU_BLOCKWISE_MEMORY", blockwise_map_bytes(net, 110, 110, torch.float32))
+    assert fits.choose_region(200, 150, 16) == 50
