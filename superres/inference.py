@@ -53,7 +53,13 @@ from torch import nn
 
 from superres.errors import ConfigError, ImageError, SuperresError, WeightsError
 from superres.imageio import array_to_pil, check_target, pil_to_array, read_image, write_image
-from superres.tiling import DENSE_BLOCK_CONTEXT, blockwise_map_bytes, rrdbnet_body_blockwise, supports_blockwise, tile_grid
+from superres.tiling import (
+    DENSE_BLOCK_CONTEXT,
+    blockwise_map_bytes,
+    rrdbnet_body_blockwise,
+    supports_blockwise,
+    tile_grid,
+)
 
 if TYPE_CHECKING:
     from superres.detect import ModelInfo
@@ -184,8 +190,9 @@ def default_tile_pad(info: ModelInfo) -> int:
 def _activation_channels(info: ModelInfo) -> tuple[float, float]:
     """(channels alive at LR size, at output size) at the network's memory peak, from its structure.
 
-    Checked against measured peak RSS on CPU (fp32): RRDBNet ×4 ≈ 10 KB per LR pixel (estimate 14 KB),
-    SRVGGNetCompact ×4 ≈ 0.7–1.4 KB (estimate 1.3 KB).
+    Checked against measured peak RSS on CPU (fp32): SRVGGNetCompact ×4 ≈ 0.7–1.4 KB per LR pixel
+    (estimate 1.3 KB). For RRDBNet this is one block-wise tile; the whole-region feature maps have
+    their own budget (:func:`blockwise_budget`) and the tail its own (``TAIL_MEMORY``).
     """
     hp = info.hparams
     if info.arch == "SRVGGNetCompact":  # conv in and out at LR; shuffle, upsampled input and sum at HR

@@ -22,7 +22,9 @@ def _diff(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.abs(a.astype(np.int64) - b.astype(np.int64)).max())
 
 
-@pytest.mark.parametrize(("scale", "size", "tile"), [(4, (37, 29), 8), (4, (40, 40), 13), (2, (30, 22), 8), (1, (32, 20), 8)])
+@pytest.mark.parametrize(
+    ("scale", "size", "tile"), [(4, (37, 29), 8), (4, (40, 40), 13), (2, (30, 22), 8), (1, (32, 20), 8)]
+)
 def test_blockwise_body_equals_the_whole_image_body(scale: int, size: tuple[int, int], tile: int) -> None:
     torch.manual_seed(scale)
     net = RRDBNet(scale=scale, num_feat=16, num_block=2, num_grow_ch=8).eval()
