@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from bench_inference import machine_load
+
 from superres.imageio import read_image, write_image
 from superres.inference import Upscaler, load_model
 from superres.pipeline import upscale_files
@@ -77,16 +79,6 @@ def make_jobs(image: Path, copies: int, ext: str, work: Path, run: str) -> Jobs:
     return [(source, out / f"{source.stem}_x4.{ext}") for source in sorted(folder.iterdir())]
 
 
-def load() -> str:
-    text = "load " + " ".join(f"{x:.1f}" for x in os.getloadavg())
-    try:
-        some = Path("/proc/pressure/cpu").read_text().split()[1]  # "avg10=…"
-        text += f", CPU pressure {some.replace('avg10=', '')}% (10 s)"
-    except (OSError, IndexError):
-        pass
-    return text
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
@@ -105,7 +97,7 @@ def main() -> None:
     upscaler = load_model(args.model, device=args.device, precision=args.precision)
     modes: dict[str, Callable[[Upscaler, Jobs], None]] = {"sequential": sequential, "pipelined": pipelined}
     times: dict[str, list[float]] = {mode: [] for mode in modes}
-    load_before = load()
+    load_before = machine_load()
     with tempfile.TemporaryDirectory(prefix="bench_folder_") as work:
         for run in range(args.warmup + args.runs):
             for mode, process in modes.items():
@@ -115,7 +107,7 @@ def main() -> None:
                 if run >= args.warmup:
                     times[mode].append(time.perf_counter() - start)
         read, network, write = stages(upscaler, make_jobs(args.image, args.copies, args.ext, Path(work), "stages"))
-    load_after = load()
+    load_after = machine_load()
 
     size = read_image(args.image)
     median = {mode: statistics.median(values) for mode, values in times.items()}

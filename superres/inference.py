@@ -417,10 +417,10 @@ class Upscaler:
     def choose_region(self, height: int, width: int, tile: int) -> int:
         """The side of the image regions that run as a whole: ``tile``, except for networks that run
         block-wise (RRDBNet), whose regions are as large as their whole-region feature maps allow."""
-        network = self._network(PRECISIONS[self.precision])
+        dtype = PRECISIONS[self.precision]
+        network = self._network(dtype)
         if not supports_blockwise(network) or tile >= max(height, width):
             return tile
-        dtype = PRECISIONS[self.precision]
         budget = blockwise_budget(self.device)
         if blockwise_map_bytes(network, height, width, dtype) <= budget:
             return max(height, width)
@@ -544,14 +544,12 @@ def run_network(
     if rows >= height:
         return tail(feat)
     context = network.TAIL_CONTEXT
-    out = None
+    # written stripe by stripe: no list of stripes and no concatenated copy
+    out = feat.new_empty((feat.shape[0], network.conv_last.out_channels, height * factor, width * factor))
     for r0 in range(0, height, rows):
         r1 = min(height, r0 + rows)
         a, b = max(0, r0 - context), min(height, r1 + context)
-        stripe = tail(feat[:, :, a:b])[:, :, (r0 - a) * factor : (r1 - a) * factor]
-        if out is None:  # written stripe by stripe: no list of stripes and no concatenated copy
-            out = stripe.new_empty((*stripe.shape[:2], height * factor, width * factor))
-        out[:, :, r0 * factor : r1 * factor] = stripe
+        out[:, :, r0 * factor : r1 * factor] = tail(feat[:, :, a:b])[:, :, (r0 - a) * factor : (r1 - a) * factor]
     return out
 
 

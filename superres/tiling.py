@@ -112,8 +112,10 @@ def rrdbnet_body_blockwise(network: RRDBNet, x: torch.Tensor, tile: int) -> torc
     if network.unshuffle > 1:
         x = F.pixel_unshuffle(x, network.unshuffle)
     shape = (x.shape[0], network.conv_first.out_channels, *x.shape[-2:])
-    maps = [torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last) for _ in range(3)]
-    block_in, first, second = maps
+    block_in, first, second = (
+        torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+        for _ in range(BLOCKWISE_MAPS)
+    )
 
     _tiled_pass(block_in, tile, 1, lambda r: network.conv_first(x[..., r[0], r[1]]))
     context = DENSE_BLOCK_CONTEXT
