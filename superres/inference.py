@@ -57,6 +57,7 @@ from superres.tiling import (
     DENSE_BLOCK_CONTEXT,
     blockwise_map_bytes,
     rrdbnet_body_blockwise,
+    rrdbnet_tail_fast,
     supports_blockwise,
     tile_grid,
 )
@@ -521,35 +522,32 @@ def blockwise_budget(device: torch.device) -> int:
 def run_network(
     network: nn.Module, x: torch.Tensor, tile: int | None = None, tail_budget: int = TAIL_MEMORY
 ) -> torch.Tensor:
-    """``network(x)``; with a ``tile``, RRDBNet's body runs block-wise in tiles of at most that size
-    (exact, see superres.tiling), and its upsampling tail in stripes.
+    """``network(x)``. RRDBNet runs its fast equivalents (superres.tiling): with a ``tile``, the body
+    block-wise in stripes of about ``tile²`` pixels (exact), and always the fast upsampling tail, in stripes.
 
     RRDBNet's ×4 tail holds several 64-channel maps at 16× the LR pixel count — most of a tile's
     memory (a 384² padded tile: ~1.9 GB). Its receptive field is under ``TAIL_CONTEXT`` LR pixels
     and nearest-neighbour upsampling is exact on the LR grid, so stripes of LR feature rows with
     that much context give the same output, in bounded memory.
     """
-    tail = getattr(network, "forward_tail", None)
-    if tail is None:
+    if not supports_blockwise(network):
         return network(x)
-    if tile is not None and supports_blockwise(network):
-        feat = rrdbnet_body_blockwise(network, x, tile)
-    else:
-        feat = network.forward_body(x)
+    feat = network.forward_body(x) if tile is None else rrdbnet_body_blockwise(network, x, tile)
     height, width = feat.shape[-2:]
     factor = network.scale * network.unshuffle  # output pixels per feature pixel, per side
     # ~4 live maps of 64 channels at factor² the pixels, in the element size of the features
     bytes_per_row = 4 * feat.shape[1] * width * factor**2 * feat.element_size()
     rows = max(1, tail_budget // bytes_per_row)
     if rows >= height:
-        return tail(feat)
+        return rrdbnet_tail_fast(network, feat)
     context = network.TAIL_CONTEXT
     # written stripe by stripe: no list of stripes and no concatenated copy
     out = feat.new_empty((feat.shape[0], network.conv_last.out_channels, height * factor, width * factor))
     for r0 in range(0, height, rows):
         r1 = min(height, r0 + rows)
         a, b = max(0, r0 - context), min(height, r1 + context)
-        out[:, :, r0 * factor : r1 * factor] = tail(feat[:, :, a:b])[:, :, (r0 - a) * factor : (r1 - a) * factor]
+        stripe = rrdbnet_tail_fast(network, feat[:, :, a:b])
+        out[:, :, r0 * factor : r1 * factor] = stripe[:, :, (r0 - a) * factor : (r1 - a) * factor]
     return out
 
 

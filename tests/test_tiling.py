@@ -1,4 +1,4 @@
-"""Block-wise execution of RRDBNet (superres.tiling): exact tiles with 5 px of context, and regions."""
+"""Block-wise execution of RRDBNet (superres.tiling): exact lagged stripes, and regions."""
 
 from __future__ import annotations
 
@@ -13,7 +13,18 @@ import superres.inference as inference
 from superres.archs import RRDBNet
 from superres.detect import describe
 from superres.inference import Upscaler, load_model
-from superres.tiling import DENSE_BLOCK_CONTEXT, blockwise_map_bytes, rrdbnet_body_blockwise, tile_grid
+import superres.tiling as tiling
+from superres.archs.rrdbnet import RESIDUAL_SCALE, ResidualDenseBlock
+from superres.tiling import (
+    MIN_STRIPE_ROWS,
+    blockwise_map_bytes,
+    dense_block_in_stripes,
+    nearest_upsample_conv_weight,
+    rrdbnet_body_blockwise,
+    rrdbnet_tail_fast,
+    stripe_rows,
+    tile_grid,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -23,7 +34,7 @@ def _diff(a: np.ndarray, b: np.ndarray) -> int:
 
 
 @pytest.mark.parametrize(
-    ("scale", "size", "tile"), [(4, (37, 29), 8), (4, (40, 40), 13), (2, (30, 22), 8), (1, (32, 20), 8)]
+    ("scale", "size", "tile"), [(4, (37, 29), 8), (4, (40, 40), 13), (2, (30, 22), 8), (1, (48, 20), 8)]
 )
 def test_blockwise_body_equals_the_whole_image_body(scale: int, size: tuple[int, int], tile: int) -> None:
     torch.manual_seed(scale)
@@ -34,17 +45,83 @@ def test_blockwise_body_equals_the_whole_image_body(scale: int, size: tuple[int,
     with torch.inference_mode():
         whole = net.forward_body(x)
         blockwise = rrdbnet_body_blockwise(net, x, tile)
-        assert len(tile_grid(*whole.shape[-2:], max(1, tile // net.unshuffle), 0)) > 1  # really tiled
+        folded = (size[0] // net.unshuffle, size[1] // net.unshuffle)
+        assert stripe_rows(folded[1], (tile // net.unshuffle) ** 2) < folded[0]  # really in stripes
         assert (blockwise - whole).abs().max() < 1e-4 * whole.abs().max()
-        # the context is what makes it exact: one pixel less of it and a dense block's tiles differ
-        block, inner = net.body[0].rdb1, torch.rand(1, 16, 24, 24)
-        errors = []
-        for context in (DENSE_BLOCK_CONTEXT, DENSE_BLOCK_CONTEXT - 1):
-            out = torch.empty_like(inner)
-            for t in tile_grid(24, 24, 8, context):
-                out[..., t.y0 : t.y1, t.x0 : t.x1] = t.core_of(block(inner[..., t.py0 : t.py1, t.px0 : t.px1]))
-            errors.append(float((out - block(inner)).abs().max()))
-        assert errors[0] < 1e-6 < 1e-5 < errors[1], errors
+
+
+def _trained_size_block() -> ResidualDenseBlock:
+    torch.manual_seed(0)
+    block = ResidualDenseBlock(num_feat=16, num_grow_ch=8).eval()
+    for p in block.parameters():  # weights of trained size: the default init is too small to show a wrong row
+        p.data.mul_(5)
+    return block
+
+
+@pytest.mark.parametrize("rows", [MIN_STRIPE_ROWS, 9, 13])
+def test_dense_block_in_stripes_equals_the_block(rows: int) -> None:
+    """Every height up to a few stripes (stripes that end inside a block's 5-row lag included), plain and residual."""
+    block = _trained_size_block()
+    with torch.inference_mode():
+        for height in range(1, 3 * rows + 2):
+            x = torch.rand(1, 16, height, 7).contiguous(memory_format=torch.channels_last)
+            whole = block(x)
+            out = torch.full_like(x, float("nan"))
+            dense_block_in_stripes(block, x, out, rows)
+            assert (out - whole).abs().max() <= 1e-5 * whole.abs().max(), height
+            skip = torch.rand_like(x)
+            expected = skip + RESIDUAL_SCALE * whole
+            dense_block_in_stripes(block, x, skip, rows, residual=True)
+            assert (skip - expected).abs().max() <= 1e-5 * expected.abs().max(), height
+
+
+def test_dense_block_in_stripes_computes_each_row_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The point of the lagged stripes: no context is recomputed (tiles with 5 px of it would add 10 rows per cut)."""
+    block = _trained_size_block()
+    computed_rows: list[int] = []
+    conv2d = tiling.F.conv2d
+
+    def counting_conv2d(*args: object, **kwargs: object) -> torch.Tensor:
+        out = conv2d(*args, **kwargs)
+        computed_rows.append(out.shape[-2])
+        return out
+
+    monkeypatch.setattr(tiling.F, "conv2d", counting_conv2d)
+    height, rows = 50, 8
+    x = torch.rand(1, 16, height, 9)
+    with torch.inference_mode():
+        dense_block_in_stripes(block, x, torch.empty_like(x), rows)
+    # five convs, each over every row once; the zero-padded first and last windows return one spare row
+    assert sum(computed_rows) == 5 * (height + 2)
+
+
+def test_nearest_upsample_conv_is_a_2x2_conv_per_phase() -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(5, 4, 3, 1, 1)
+    x = torch.rand(1, 5, 6, 7)
+    expected = conv(torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
+    phases = torch.nn.functional.conv2d(x, nearest_upsample_conv_weight(conv), conv.bias.repeat(4), padding=1)
+    for a in (0, 1):
+        for b in (0, 1):
+            k = 2 * a + b
+            got = phases[:, 4 * k : 4 * k + 4, a : a + 6, b : b + 7]
+            assert torch.allclose(got, expected[:, :, a::2, b::2], atol=1e-6), (a, b)
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4, 8])
+def test_fast_tail_equals_the_tail(scale: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tiling, "STRIPE_PIXELS", 256)  # many windows of rows, at every resolution
+    torch.manual_seed(scale)
+    net = RRDBNet(scale=scale, num_feat=16, num_block=1, num_grow_ch=8).eval()
+    for p in net.parameters():  # weights of trained size
+        p.data.mul_(5)
+    with torch.inference_mode():
+        for height, width in ((1, 1), (3, 5), (17, 9), (40, 3)):
+            feat = torch.randn(1, 16, height, width)
+            expected = net.forward_tail(feat)
+            got = rrdbnet_tail_fast(net, feat)
+            assert got.shape == expected.shape
+            assert (got - expected).abs().max() <= 1e-5 * expected.abs().max(), (height, width)
 
 
 def test_blockwise_tiles_equal_untiled_with_real_weights(shared: Path) -> None:
