@@ -12,8 +12,8 @@ Tiles run in row-major order, so a consumer could also stream finished rows of t
 
 With enough context the tiled result equals the untiled one: the receptive field where it is small
 (SRVGGNetCompact, SRResNet). RRDBNet's receptive field is ~350 px, so it runs differently
-(:mod:`superres.tiling`): one dense block at a time over whole-region feature maps, in tiles that need
-only 5 px of context and are exact. Regions are the whole image when its feature maps fit
+(:mod:`superres.tiling`): one dense block at a time over whole-region feature maps, in stripes of rows
+that compute every row once and are exact. Regions are the whole image when its feature maps fit
 ``CPU_BLOCKWISE_MEMORY`` (or part of the free VRAM); larger images are cut into regions that overlap by
 a measured 80 px (``RRDBNET_TILE_PAD``). ``tile=None`` picks the largest tile whose activations fit a
 memory budget (free RAM or VRAM); out of memory halves the tile and retries.
@@ -41,7 +41,7 @@ import math
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,10 +51,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from superres.errors import ConfigError, ImageError, SuperresError, WeightsError
+from superres.errors import ConfigError, SuperresError, WeightsError
 from superres.imageio import array_to_pil, check_target, pil_to_array, read_image, write_image
 from superres.tiling import (
-    DENSE_BLOCK_CONTEXT,
+    TailMaps,
     blockwise_map_bytes,
     rrdbnet_body_blockwise,
     rrdbnet_tail_fast,
@@ -82,7 +82,7 @@ TAIL_MEMORY = 256 << 20
 # Activation memory a CPU may use for one tile when the tile size is chosen automatically.
 CPU_TILE_MEMORY = 1 << 30
 # Memory for the whole-region feature maps of RRDBNet's block-wise execution (superres.tiling) on a
-# CPU. Regions whose maps fit are computed exactly and with 5 px of context per tile; larger images
+# CPU. Regions whose maps fit are computed exactly, in stripes (superres.tiling); larger images
 # are cut into overlapping regions of that size (with RRDBNET_TILE_PAD of context between them).
 # 512 MiB: a 836×836 fp32 region (1180×1180 in bf16).
 CPU_BLOCKWISE_MEMORY = 512 << 20
@@ -90,7 +90,7 @@ CPU_BLOCKWISE_MEMORY = 512 << 20
 # ITU-R 601-2 luma, the weights of Pillow's RGB → "L"
 _LUMA = (0.299, 0.587, 0.114)
 
-Progress = Callable[[int, int], None]  # (tiles done, tiles in all)
+Progress = Callable[[int, int], None]  # (steps done, steps in all): regions, and RRDBNet's blocks in each
 Sink = Callable[[int, int, torch.Tensor], None]  # (output row, output column, 1×C×h×w float32 in [0, 1])
 
 
@@ -192,7 +192,7 @@ def _activation_channels(info: ModelInfo) -> tuple[float, float]:
     """(channels alive at LR size, at output size) at the network's memory peak, from its structure.
 
     Checked against measured peak RSS on CPU (fp32): SRVGGNetCompact ×4 ≈ 0.7–1.4 KB per LR pixel
-    (estimate 1.3 KB). For RRDBNet this is one block-wise tile; the whole-region feature maps have
+    (estimate 1.3 KB). For RRDBNet this is one block-wise stripe; the whole-region feature maps have
     their own budget (:func:`blockwise_budget`) and the tail its own (``TAIL_MEMORY``).
     """
     hp = info.hparams
@@ -436,8 +436,8 @@ class Upscaler:
 
     @property
     def _tile_context(self) -> int:
-        """Context around a tile: a dense block's depth when regions run block-wise, else ``tile_pad``."""
-        return DENSE_BLOCK_CONTEXT if supports_blockwise(self._module) else self.tile_pad
+        """Context around a tile: none when regions run block-wise (its stripes need none), else ``tile_pad``."""
+        return 0 if supports_blockwise(self._module) else self.tile_pad
 
     @torch.inference_mode()
     def _process(self, x: torch.Tensor, sink: Sink, progress: Progress | None) -> None:
@@ -471,26 +471,39 @@ class Upscaler:
         s = self.scale
         height, width = size
         regions = tile_grid(x.shape[-2], x.shape[-1], region, self.tile_pad)
-        for done, r in enumerate(regions, start=1):
-            out = self._upscale_region(x[:, :, r.py0 : r.py1, r.px0 : r.px1], tile)
+        # a block-wise network reports each of its blocks: an image in one region still shows progress
+        steps = len(self._module.body) if supports_blockwise(self._module) else 1
+        reported = 0
+
+        def report(done: int) -> None:  # never backwards: a tile rerun in fp32 repeats its blocks
+            nonlocal reported
+            if progress is not None and done > reported:
+                reported = done
+                progress(done, len(regions) * steps)
+
+        for index, r in enumerate(regions):
+            def on_block(done: int, total: int, base: int = index * steps) -> None:
+                report(base + done * steps // total)
+
+            out = self._upscale_region(x[:, :, r.py0 : r.py1, r.px0 : r.px1], tile, on_block)
             # the core, without the context margin, and without the size-multiple padding
             core = r.core_of(out, s)[:, :, : (min(r.y1, height) - r.y0) * s, : (min(r.x1, width) - r.x0) * s]
             sink(r.y0 * s, r.x0 * s, core)
-            if progress is not None:
-                progress(done, len(regions))
+            report((index + 1) * steps)
 
-    def _upscale_region(self, x: torch.Tensor, tile: int) -> torch.Tensor:
+    def _upscale_region(self, x: torch.Tensor, tile: int, on_block: Progress) -> torch.Tensor:
         """One region with the image's channels (1 or 3) through a network with its own (1 or 3)."""
         channels, model_channels = x.shape[1], self.info.in_channels
         if channels == model_channels:
-            return self._sr(x, tile)
+            return self._sr(x, tile, on_block)
         if channels == 1:  # gray through an RGB network: replicate, then back to luma
-            return _luma(self._sr(x.expand(-1, 3, -1, -1), tile))
-        return torch.cat([self._sr(x[:, c : c + 1], tile) for c in range(channels)], dim=1)  # RGB, gray network
+            return _luma(self._sr(x.expand(-1, 3, -1, -1), tile, on_block))
+        planes = [self._sr(x[:, c : c + 1], tile, on_block) for c in range(channels)]  # RGB, gray network
+        return torch.cat(planes, dim=1)
 
-    def _sr(self, x: torch.Tensor, tile: int) -> torch.Tensor:
+    def _sr(self, x: torch.Tensor, tile: int, on_block: Progress | None = None) -> torch.Tensor:
         dtype = PRECISIONS[self.precision]
-        out = self._forward(x, dtype, tile)
+        out = self._forward(x, dtype, tile, on_block)
         if dtype != torch.float32 and not torch.isfinite(out).all():
             warnings.warn(
                 f"{self.precision} produced NaN/inf in a tile (values beyond its range); that tile was rerun in fp32",
@@ -499,9 +512,11 @@ class Upscaler:
             out = self._forward(x, torch.float32, tile)
         return out.clamp_(0.0, 1.0)
 
-    def _forward(self, x: torch.Tensor, dtype: torch.dtype, tile: int) -> torch.Tensor:
+    def _forward(
+        self, x: torch.Tensor, dtype: torch.dtype, tile: int, on_block: Progress | None = None
+    ) -> torch.Tensor:
         batch = x.to(self.device, dtype).contiguous(memory_format=torch.channels_last)
-        return run_network(self._network(dtype), batch, tile).to("cpu", torch.float32)
+        return run_network(self._network(dtype), batch, tile, on_block=on_block).to("cpu", torch.float32)
 
     def _network(self, dtype: torch.dtype) -> nn.Module:
         """The network on the device in ``dtype``; the fp32 module given is the master copy."""
@@ -520,10 +535,15 @@ def blockwise_budget(device: torch.device) -> int:
 
 
 def run_network(
-    network: nn.Module, x: torch.Tensor, tile: int | None = None, tail_budget: int = TAIL_MEMORY
+    network: nn.Module,
+    x: torch.Tensor,
+    tile: int | None = None,
+    tail_budget: int = TAIL_MEMORY,
+    on_block: Progress | None = None,
 ) -> torch.Tensor:
     """``network(x)``. RRDBNet runs its fast equivalents (superres.tiling): with a ``tile``, the body
-    block-wise in stripes of about ``tile²`` pixels (exact), and always the fast upsampling tail, in stripes.
+    block-wise in stripes of about ``tile²`` pixels (exact; ``on_block(done, total)`` after each RRDB), and
+    always the fast upsampling tail, in stripes.
 
     RRDBNet's ×4 tail holds several 64-channel maps at 16× the LR pixel count — most of a tile's
     memory (a 384² padded tile: ~1.9 GB). Its receptive field is under ``TAIL_CONTEXT`` LR pixels
@@ -532,7 +552,7 @@ def run_network(
     """
     if not supports_blockwise(network):
         return network(x)
-    feat = network.forward_body(x) if tile is None else rrdbnet_body_blockwise(network, x, tile)
+    feat = network.forward_body(x) if tile is None else rrdbnet_body_blockwise(network, x, tile, on_block)
     height, width = feat.shape[-2:]
     factor = network.scale * network.unshuffle  # output pixels per feature pixel, per side
     # ~4 live maps of 64 channels at factor² the pixels, in the element size of the features
@@ -543,10 +563,11 @@ def run_network(
     context = network.TAIL_CONTEXT
     # written stripe by stripe: no list of stripes and no concatenated copy
     out = feat.new_empty((feat.shape[0], network.conv_last.out_channels, height * factor, width * factor))
+    maps = TailMaps()
     for r0 in range(0, height, rows):
         r1 = min(height, r0 + rows)
         a, b = max(0, r0 - context), min(height, r1 + context)
-        stripe = rrdbnet_tail_fast(network, feat[:, :, a:b])
+        stripe = rrdbnet_tail_fast(network, feat[:, :, a:b], maps)
         out[:, :, r0 * factor : r1 * factor] = stripe[:, :, (r0 - a) * factor : (r1 - a) * factor]
     return out
 

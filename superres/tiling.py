@@ -21,6 +21,7 @@ tile edges than it would on the whole image. Two ways to make pieces agree with 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -29,8 +30,6 @@ from torch import nn
 
 from superres.archs.rrdbnet import RESIDUAL_SCALE, ResidualDenseBlock, RRDBNet
 
-# Depth of one ResidualDenseBlock in 3×3 convs (conv1 → … → conv5): the rows a stripe's last conv lags its first.
-DENSE_BLOCK_CONTEXT = 5
 # Pixels of one block-wise stripe on CPU. Measured on x4plus (one dense block, 512² input, 2 threads,
 # Zen 4 with 32 MB L3), GFLOP/s by stripe height at width 512 — fp32: 16 rows 172, 32: 178, 48: 178,
 # 64: 182, 96: 160; bf16: 16: 339, 32: 348, 48: 356, 64: 350, 96: 334; the whole image at once: 134 / 256
@@ -153,9 +152,12 @@ def dense_block_in_stripes(
                     target[:, :, lo:hi] = result
 
 
-def rrdbnet_body_blockwise(network: RRDBNet, x: torch.Tensor, tile: int) -> torch.Tensor:
+def rrdbnet_body_blockwise(
+    network: RRDBNet, x: torch.Tensor, tile: int, on_block: Callable[[int, int], None] | None = None
+) -> torch.Tensor:
     """``network.forward_body(x)``, computed one dense block at a time in stripes of about ``tile²``
-    pixels (on CPU at most ``STRIPE_PIXELS``, which run faster than larger ones).
+    pixels (on CPU at most ``STRIPE_PIXELS``, which run faster than larger ones); ``on_block(done, total)``
+    is called after each RRDB.
 
     Equal to the whole-image computation up to float rounding (the convs see other shapes), in
     the memory of three feature maps of ``x``'s size plus one stripe's working set.
@@ -180,11 +182,13 @@ def rrdbnet_body_blockwise(network: RRDBNet, x: torch.Tensor, tile: int) -> torc
     for r0, r1 in _stripes(height, rows):
         window = _rows_with_context(r0, r1, height)
         block_in[:, :, r0:r1] = _conv_rows(network.conv_first, x[:, :, window], window.start, r0, r1, height)
-    for rrdb in network.body:
+    for done, rrdb in enumerate(network.body, start=1):
         dense_block_in_stripes(rrdb.rdb1, block_in, first, rows)
         dense_block_in_stripes(rrdb.rdb2, first, second, rows)
         # RRDB output = rdb3(…) · β + RRDB input, written over the input: nothing else reads it now
         dense_block_in_stripes(rrdb.rdb3, second, block_in, rows, residual=True)
+        if on_block is not None:
+            on_block(done, len(network.body))
 
     # forward_body: conv_first(x) + conv_body(body(conv_first(x))); conv_first is recomputed per
     # stripe (3 → 64 channels, cheap) rather than kept as a fourth map
@@ -250,36 +254,63 @@ def _conv_in_rows(conv: nn.Conv2d, x: torch.Tensor, out: torch.Tensor, rows: int
             torch.ops.aten.leaky_relu.out(result, slope, out=out[:, :, r0:r1])
 
 
-def rrdbnet_tail_fast(network: RRDBNet, feat: torch.Tensor) -> torch.Tensor:
-    """``network.forward_tail(feat)``, equal up to float rounding, in ~85 % of its time on CPU (x4plus,
-    36 × 512 feature rows, 2 threads: fp32 338 → 287 ms, bf16 173 → 149 ms).
+class TailMaps:
+    """Output-sized maps of :func:`rrdbnet_tail_fast`, kept from one call to the next.
+
+    The engine runs the tail stripe by stripe (``inference.run_network``); a fresh map per stripe
+    (38 MB for conv_hr's output on a 512-px-wide bf16 stripe) costs page faults, as the kernel
+    zeroes every page on first touch: measured, 0.8 s of system time in a 2.6 s tail (bf16, 512²).
+    """
+
+    def __init__(self) -> None:
+        self._maps: dict[str, torch.Tensor] = {}
+
+    def get(self, role: str, like: torch.Tensor, channels: int, height: int, width: int) -> torch.Tensor:
+        """A ``like.shape[0] × channels × height × width`` channels-last map, reused when one fits."""
+        kept = self._maps.get(role)
+        fits = (
+            kept is not None
+            and (kept.shape[0], kept.shape[1], kept.shape[3]) == (like.shape[0], channels, width)
+            and kept.shape[2] >= height
+            and (kept.dtype, kept.device) == (like.dtype, like.device)
+        )
+        if not fits:
+            shape = (like.shape[0], channels, height, width)
+            kept = torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=torch.channels_last)
+            self._maps[role] = kept
+        assert kept is not None
+        return kept[:, :, :height]  # the first rows of a channels-last map: still dense
+
+
+def rrdbnet_tail_fast(network: RRDBNet, feat: torch.Tensor, maps: TailMaps | None = None) -> torch.Tensor:
+    """``network.forward_tail(feat)``, equal up to float rounding, in less time on CPU (x4plus,
+    36 × 512 feature rows, 2 threads: fp32 338 → 287 ms, bf16 173 → 149 ms, before reusing ``maps``).
 
     * Each nearest ×2 upsampling + 3×3 conv runs as one 2×2 conv at the lower resolution
       (:func:`nearest_upsample_conv_weight`): 4/9 of the multiply-adds, and no upsampled copy.
     * On CPU, every conv runs over windows of rows of about ``STRIPE_PIXELS`` output pixels, whose
       working set stays in cache (conv_hr + activation over a 144 × 2048 map: 157 ms whole, 107 ms
       in windows of 32 rows), and writes its activation straight into the next conv's input.
+
+    With ``maps``, the result is a view of one of them: use it before the next call with the same ``maps``.
     """
     slope = network.lrelu.negative_slope
-
+    maps = TailMaps() if maps is None else maps
     pixels = STRIPE_PIXELS if feat.device.type == "cpu" else 1 << 62  # GPUs: whole maps
 
     def rows(width: int) -> int:
         return stripe_rows(width, pixels)
 
-    def new_map(channels: int, height: int, width: int) -> torch.Tensor:
-        shape = (feat.shape[0], channels, height, width)
-        return torch.empty(shape, dtype=feat.dtype, device=feat.device, memory_format=torch.channels_last)
-
     x = feat
-    for conv in (network.conv_up1, network.conv_up2, getattr(network, "conv_up3", None)):
+    for name in ("conv_up1", "conv_up2", "conv_up3"):
+        conv = getattr(network, name, None)
         if conv is not None:
-            up = new_map(conv.out_channels, 2 * x.shape[-2], 2 * x.shape[-1])
+            up = maps.get(name, feat, conv.out_channels, 2 * x.shape[-2], 2 * x.shape[-1])
             # output windows of STRIPE_PIXELS: input windows of a quarter of that
             _upsample_conv_in_rows(conv, x, up, max(1, rows(x.shape[-1]) // 4), slope)
             x = up
-    hr = new_map(network.conv_hr.out_channels, *x.shape[-2:])
+    hr = maps.get("conv_hr", feat, network.conv_hr.out_channels, *x.shape[-2:])
     _conv_in_rows(network.conv_hr, x, hr, rows(x.shape[-1]), slope)
-    out = new_map(network.conv_last.out_channels, *x.shape[-2:])
+    out = maps.get("conv_last", feat, network.conv_last.out_channels, *x.shape[-2:])
     _conv_in_rows(network.conv_last, hr, out, rows(x.shape[-1]), None)
     return out

@@ -125,9 +125,8 @@ def test_automatic_tile_fits_the_memory_budget(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(inference, "memory_budget", lambda device: int(per_pixel * 300 * 300))
     assert upscaler.choose_tile(200, 250) == 250  # fits: the whole image at once
     tile = upscaler.choose_tile(1000, 1000)
-    context = upscaler._tile_context  # RRDBNet runs block-wise: a dense block's 5 px, not tile_pad
-    assert context == 5 and 100 < tile < 300 - 2 * context + 1
-    assert (tile + 2 * context) ** 2 * per_pixel <= 300 * 300 * per_pixel
+    assert upscaler._tile_context == 0  # RRDBNet runs block-wise, in stripes that need no context
+    assert 100 < tile <= 300 and tile**2 * per_pixel <= 300 * 300 * per_pixel
 
 
 class _OutOfMemoryAbove(nn.Module):

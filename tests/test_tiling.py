@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 
 import superres.inference as inference
+import superres.tiling as tiling
 from superres.archs import RRDBNet
+from superres.archs.rrdbnet import RESIDUAL_SCALE, ResidualDenseBlock
 from superres.detect import describe
 from superres.inference import Upscaler, load_model
-import superres.tiling as tiling
-from superres.archs.rrdbnet import RESIDUAL_SCALE, ResidualDenseBlock
 from superres.tiling import (
     MIN_STRIPE_ROWS,
     blockwise_map_bytes,
@@ -156,3 +156,16 @@ def test_regions_when_the_feature_maps_do_not_fit(monkeypatch: pytest.MonkeyPatc
     # room for 110 − 2·24 = 62 px on a 200-px side: four equal regions of 50, not 3 × 62 + a 14-px one
     monkeypatch.setattr(inference, "CPU_BLOCKWISE_MEMORY", blockwise_map_bytes(net, 110, 110, torch.float32))
     assert fits.choose_region(200, 150, 16) == 50
+
+
+def test_progress_counts_blocks_inside_one_region() -> None:
+    """An RRDBNet image that runs as one region still moves the progress bar: once per RRDB, in order."""
+    torch.manual_seed(0)
+    hparams = {"scale": 4, "num_feat": 8, "num_block": 3, "num_grow_ch": 4}
+    net = RRDBNet(**hparams).eval()
+    image = (np.random.default_rng(0).random((40, 30, 3)) * 255).astype(np.uint8)
+    upscaler = Upscaler(net, describe("RRDBNet", hparams, net), device="cpu", precision="fp32", tile=8)
+    assert upscaler.choose_region(40, 30, 8) == 40  # one region
+    seen: list[tuple[int, int]] = []
+    upscaler.upscale(image, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]

@@ -215,7 +215,7 @@ def _run(jobs: list[Job], upscaler: Upscaler, outscale: float | None, overwrite:
 
         def progress_for(index: int) -> Callable[[int, int], None]:
             bars.update(images, description=ready[index].source.name)
-            task = tiles[index] = bars.add_task("  tiles", total=None, visible=False)
+            task = tiles[index] = bars.add_task("  network", total=None, visible=False)
 
             def on_tile(done: int, total: int) -> None:
                 bars.update(task, completed=done, total=total, visible=total > 1)
