@@ -17,6 +17,9 @@ tile edges than it would on the whole image. Two ways to make pieces agree with 
   cache, which makes it faster than the whole image at once. The cost is the memory of the three
   maps, which grows with the image: the engine uses this for regions of the image whose maps fit
   its budget, and overlapping regions (with the wide context above) beyond that.
+
+RRDBNet's upsampling tail has a fast equivalent here too (:func:`rrdbnet_tail_fast`): the same
+output from fewer multiply-adds, in cache-sized windows of rows.
 """
 
 from __future__ import annotations
