@@ -11,8 +11,6 @@ and the exit code is 1. An input file is never written over; an existing output 
 
 from __future__ import annotations
 
-import ctypes
-import sys
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
@@ -79,7 +77,6 @@ def upscale_command(
     from superres.errors import SuperresError
     from superres.inference import load_model
 
-    _return_freed_tiles_to_the_os()
     if threads is not None:
         if threads < 1:
             _fail(f"--threads must be ≥ 1, not {threads}")
@@ -107,21 +104,6 @@ def upscale_command(
     failed = len(missing) + _run(jobs, upscaler, outscale, overwrite)
     if failed:
         raise typer.Exit(code=1)
-
-
-def _return_freed_tiles_to_the_os() -> None:
-    """Keep glibc from holding on to freed tile buffers (this process only).
-
-    glibc raises its mmap threshold each time a large block is freed, so later tile-sized buffers come
-    from the heap and stay resident when freed: measured +330 MB of peak RSS over nine 256-px tiles
-    of RRDBNet. A fixed threshold (which also turns the adjustment off) keeps buffers of 4 MiB and
-    more in mmap, returned to the OS on free (man 3 mallopt, M_MMAP_THRESHOLD).
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").mallopt(-3, 4 << 20)  # -3 = M_MMAP_THRESHOLD
-        except (OSError, AttributeError):  # not glibc (musl, …): nothing to tune
-            pass
 
 
 def _fail(message: str) -> NoReturn:
