@@ -161,7 +161,7 @@ def resolve_precision(precision: str, device: torch.device, half_precision_ok: b
     """``auto`` → fp16 on GPUs (bf16 where the model overflows fp16); on CPUs bf16 where the CPU
     computes it natively, else fp32.
 
-    bf16 on a CPU is ~2.2× the fp32 speed (Zen 4, bench/RESULTS.md) and its cost was measured against
+    bf16 on a CPU is ~2.1× the fp32 speed (Zen 4, bench/RESULTS.md) and its cost was measured against
     fp32 output (PSNR, RGB): RealESRGAN_x4plus on Set5 + Set14 ≥ 46.5 dB (baboon; 50 dB over all), the
     default model ≥ 55.5 dB — far below what eyes or the papers' metrics resolve. ``superres evaluate``
     still defaults to fp32.
@@ -557,7 +557,8 @@ def run_network(
     feat = network.forward_body(x) if tile is None else rrdbnet_body_blockwise(network, x, tile, on_block)
     height, width = feat.shape[-2:]
     factor = network.scale * network.unshuffle  # output pixels per feature pixel, per side
-    # ~4 live maps of 64 channels at factor² the pixels, in the element size of the features
+    # the fast tail keeps ~2.3 maps of 64 channels at factor² the pixels (its last upsampled map, conv_hr's
+    # output, the quarter-size first upsampled one); 4 leave room for its windows' temporaries
     bytes_per_row = 4 * feat.shape[1] * width * factor**2 * feat.element_size()
     rows = max(1, tail_budget // bytes_per_row)
     if rows >= height:

@@ -135,10 +135,7 @@ def _upscale(upscaler: Upscaler, image: ImageData, outscale: float | None, progr
 
 def _settle(future: Future[T]) -> T | SuperresError | OSError:
     """The future's result, or the job's error (other exceptions propagate)."""
-    try:
-        return future.result()
-    except JOB_ERRORS as err:
-        return err
+    return _attempt(future.result)
 
 
 def _attempt(function: Callable[..., T], *args: Any) -> T | SuperresError | OSError:

@@ -86,8 +86,7 @@ def blockwise_map_bytes(network: RRDBNet, height: int, width: int, dtype: torch.
     """Memory of the whole-region feature maps :func:`rrdbnet_body_blockwise` keeps for ``height × width`` input."""
     unshuffle = network.unshuffle
     pixels = -(-height // unshuffle) * -(-width // unshuffle)
-    element = torch.empty((), dtype=dtype).element_size()
-    return BLOCKWISE_MAPS * network.conv_first.out_channels * pixels * element
+    return BLOCKWISE_MAPS * network.conv_first.out_channels * pixels * dtype.itemsize
 
 
 def stripe_rows(width: int, pixels: int) -> int:
@@ -182,9 +181,7 @@ def rrdbnet_body_blockwise(
         for _ in range(BLOCKWISE_MAPS)
     )
 
-    for r0, r1 in _stripes(height, rows):
-        window = _rows_with_context(r0, r1, height)
-        block_in[:, :, r0:r1] = _conv_rows(network.conv_first, x[:, :, window], window.start, r0, r1, height)
+    _conv_in_rows(network.conv_first, x, block_in, rows, None)
     for done, rrdb in enumerate(network.body, start=1):
         dense_block_in_stripes(rrdb.rdb1, block_in, first, rows)
         dense_block_in_stripes(rrdb.rdb2, first, second, rows)
