@@ -295,17 +295,20 @@ def check_target(source: str | os.PathLike[str], target: str | os.PathLike[str],
     source, target = Path(source), Path(target)
     if source.exists() and target.exists() and os.path.samefile(source, target):
         raise ImageError(f"{target}: is the input file; superres never writes over its input")
-    if target.exists() and not overwrite:
-        raise ImageError(f"{target}: already exists (pass overwrite to replace it)")
-    output_format(target)
+    _writable_format(target, overwrite)
+
+
+def _writable_format(path: Path, overwrite: bool) -> tuple[str, bool, bool]:
+    """:func:`output_format` of ``path``, which must not exist unless ``overwrite``."""
+    if path.exists() and not overwrite:
+        raise ImageError(f"{path}: already exists (pass overwrite to replace it)")
+    return output_format(path)
 
 
 def write_image(path: str | os.PathLike[str], image: ImageData, overwrite: bool = False) -> Path:
     """Encode ``image`` by the extension of ``path`` (.png, .jpg/.jpeg, .webp); returns the path."""
     path = Path(path)
-    fmt, holds_alpha, holds_16 = output_format(path)
-    if path.exists() and not overwrite:
-        raise ImageError(f"{path}: already exists (pass overwrite to replace it)")
+    fmt, holds_alpha, holds_16 = _writable_format(path, overwrite)
     pixels = image.pixels
     if pixels.dtype == np.uint16 and not holds_16:
         warnings.warn(

@@ -193,16 +193,16 @@ def _run(jobs: list[Job], upscaler: Upscaler, outscale: float | None, overwrite:
             except (SuperresError, OSError) as err:
                 verdicts.append(err)
         ready = [job for job, verdict in zip(jobs, verdicts) if verdict is True]
-        tiles: dict[int, TaskID] = {}  # by index in ``ready``
+        network_bars: dict[int, TaskID] = {}  # by index in ``ready``
 
         def progress_for(index: int) -> Callable[[int, int], None]:
             bars.update(images, description=ready[index].source.name)
-            task = tiles[index] = bars.add_task("  network", total=None, visible=False)
+            task = network_bars[index] = bars.add_task("  network", total=None, visible=False)
 
-            def on_tile(done: int, total: int) -> None:
+            def on_step(done: int, total: int) -> None:  # regions, and RRDBNet's blocks in each
                 bars.update(task, completed=done, total=total, visible=total > 1)
 
-            return on_tile
+            return on_step
 
         pairs = [(job.source, job.target) for job in ready]
         with closing(upscale_files(upscaler, pairs, outscale, overwrite, progress_for)) as outcomes:
@@ -213,8 +213,8 @@ def _run(jobs: list[Job], upscaler: Upscaler, outscale: float | None, overwrite:
                 if verdict is True:
                     index, outcome = next(numbered)
                     error, caught = outcome.error, outcome.warnings
-                    if index in tiles:  # a file that could not be read never reached the network
-                        bars.remove_task(tiles.pop(index))
+                    if index in network_bars:  # a file that could not be read never reached the network
+                        bars.remove_task(network_bars.pop(index))
                 if verdict is False:
                     typer.echo(f"skipped: {job.target} exists (pass --overwrite to replace it)", err=True)
                     skipped += 1
