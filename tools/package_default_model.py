@@ -27,8 +27,7 @@ RECIPE = "superres train superres_x4 data.root=../shared threads=1 (superres/pre
 TRAINING_DATA = "BSDS500 train (199) + BSDS500 test (200) + T91 (91): 490 images, disjoint from every benchmark"
 
 
-def score(weights: Path, data_root: Path) -> dict[str, dict[str, float]]:
-    model = superres.load_model(weights, device="cpu", precision="fp32")
+def score(model: superres.Upscaler, data_root: Path) -> dict[str, dict[str, float]]:
     report = superres.evaluate(model, data_root, datasets=DATASETS, scale=4, progress=False)
     results = report.to_dict()["results"]
     return {name: {"psnr": round(r["psnr"], 3), "ssim": round(r["ssim"], 4)} for name, r in results.items()}
@@ -103,7 +102,7 @@ def main() -> None:
 
     best = args.run / "best.safetensors"
     network, info = load_network(best)
-    scores = score(best, args.data_root)
+    scores = score(superres.Upscaler(network, info, device="cpu", precision="fp32"), args.data_root)
     print(json.dumps(scores, indent=1))
     metadata = {
         **info.metadata,
