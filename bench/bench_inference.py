@@ -1,7 +1,7 @@
 """Upscaling throughput of our engine against Real-ESRGAN's ``RealESRGANer``, in one run, on one image.
 
     bash bench/setup_peer.sh                     # once: the peer's throwaway venv
-    python bench/bench_inference.py --size 512 --tile 256                 # superres fp32, bf16 vs peer fp32
+    python bench/bench_inference.py --size 512 --tile 256      # superres fp32 (direct, Winograd), bf16 vs peer fp32
     python bench/bench_inference.py --size 256 --tile 128 --run eager:fp32 eager:fp32:cl eager:bf16:cl peer:fp32
     python bench/bench_inference.py --size 1024 2048 --tile 256 --run superres:auto --runs 1   # RSS vs size
     python bench/bench_inference.py ... --append                           # also add the table to RESULTS.md
@@ -12,7 +12,8 @@ calls after ``--warmup`` untimed ones. A timed call is one whole image: uint8 ar
 out (decode and encode excluded, as the peer's ``enhance``).
 
 Configurations are ``IMPL:PRECISION[:OPTION...]``:
-- ``superres:fp32|bf16|fp16|auto`` — our engine, ``superres.inference.load_model``.
+- ``superres:fp32|bf16|fp16|auto`` — our engine, ``superres.inference.load_model``; option ``direct``:
+  without the fp32 Winograd kernel (``winograd=False``), the direct conv as PyTorch computes it.
 - ``peer:fp32|fp16`` — ``RealESRGANer`` (fp16 is its ``half=True``, for GPUs).
 - ``eager:fp32|bf16|bf16w`` with options ``cl`` (channels_last), ``compile`` (``torch.compile``) and
   ``freeze`` (compile with Inductor's weight freezing) — the bare network with Real-ESRGAN's tiling
@@ -22,9 +23,10 @@ Configurations are ``IMPL:PRECISION[:OPTION...]``:
 Columns: output MP/s, ms and CPU-seconds per output MP, peak RSS (and VRAM on GPU), × the peer's
 MP/s at the same tile, % of the hardware limit (this machine's 3×3 conv peak from
 bench_conv_peak.py divided by the network's conv FLOPs per output pixel; once by wall clock, once
-per CPU-second, which other load distorts less, most of all with --threads 1), max |Δ| / PSNR (RGB) of
-the output against the first configuration (put fp32 first: the bf16 PSNR is then the quality cost
-of bf16), and CPU wait: the share of the row's wall time in which some task waited for a CPU
+per CPU-second, which other load distorts less, most of all with --threads 1; the limit is that of
+the direct conv: Winograd, with 4× fewer multiplications in the dense blocks, goes beyond 100 %), max
+|Δ| / PSNR (RGB) of the output against the first configuration (put the direct fp32 first: the other
+PSNRs are then the quality cost of Winograd and of bf16), and CPU wait: the share of the row's wall time in which some task waited for a CPU
 (Linux PSI) — above a few percent, other work inflated that row's wall-clock figures.
 """
 
@@ -60,7 +62,7 @@ PEER_PYTHON = BENCH / ".venv-peer" / "bin" / "python"
 PEER_SCRIPT = BENCH / "realesrgan_peer.py"
 RESULTS = BENCH / "RESULTS.md"
 IMPLS = ("superres", "peer", "eager", "ort")
-DEFAULT_RUN = ("superres:fp32", "superres:bf16", "peer:fp32")
+DEFAULT_RUN = ("superres:fp32:direct", "superres:fp32", "superres:bf16", "peer:fp32")
 REAL_ESRGAN_TILE_PAD = 10  # RealESRGANer's and inference_realesrgan.py's default
 
 
@@ -202,7 +204,14 @@ def bare_network_upscaler(
 def engine_upscaler(config: Config, weights: Path, device: str) -> Callable[[np.ndarray], np.ndarray]:
     from superres.inference import load_model
 
-    model = load_model(weights, device=device, precision=config.precision, tile=config.tile, tile_pad=config.tile_pad)
+    model = load_model(
+        weights,
+        device=device,
+        precision=config.precision,
+        tile=config.tile,
+        tile_pad=config.tile_pad,
+        winograd="direct" not in config.options,
+    )
     return model.upscale
 
 

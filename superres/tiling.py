@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from superres.archs.rrdbnet import RESIDUAL_SCALE, ResidualDenseBlock, RRDBNet
+from superres.winograd import WinogradKernel, transform_weight
+from superres.winograd import fits as winograd_fits
 
 # Pixels of one block-wise stripe on CPU. Measured on x4plus (one dense block, 512² input, 2 threads,
 # Zen 4 with 32 MB L3), GFLOP/s by stripe height at width 512 — fp32: 16 rows 172, 32: 178, 48: 178,
@@ -113,10 +115,16 @@ def _rows_with_context(lo: int, hi: int, height: int) -> slice:
 
 
 def dense_block_in_stripes(
-    block: ResidualDenseBlock, x: torch.Tensor, target: torch.Tensor, rows: int, residual: bool = False
+    block: ResidualDenseBlock,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    rows: int,
+    residual: bool = False,
+    winograd: WinogradKernel | None = None,
 ) -> None:
     """``target = block(x)`` computed in stripes of ``rows`` rows; with ``residual``,
     ``target += β · block(x)`` (the RRDB's scaled skip, in place). ``target`` is not ``x``.
+    With ``winograd`` (fp32 on CPU), the convs run by Winograd's F(4×4, 3×3) where their channels fit it.
 
     Conv j of the stripe ``[r0, r1)`` computes rows ``[r0 + 5 - j, r1 + 5 - j)`` (from 0 on the
     first stripe, to the bottom on the last): one row behind conv j - 1, whose output it reads one
@@ -125,9 +133,14 @@ def dense_block_in_stripes(
     convs there still read.
     """
     height, convs = x.shape[-2], (block.conv1, block.conv2, block.conv3, block.conv4, block.conv5)
+    slope = block.lrelu.negative_slope
+    groups = [x.shape[1]] + [block.conv1.out_channels] * (len(convs) - 1)
+    if winograd is not None and not all(winograd_fits(conv, groups[:j]) for j, conv in enumerate(convs, 1)):
+        winograd = None
+    weights = [transform_weight(conv) if winograd is not None else None for conv in convs]
     growth: dict[int, tuple[int, torch.Tensor]] = {}  # j → (first row, rows) of growth output j
     for r0, r1 in _stripes(height, rows):
-        for j, conv in enumerate(convs, start=1):
+        for j, (conv, weight) in enumerate(zip(convs, weights), start=1):
             lag = len(convs) - j
             lo = 0 if r0 == 0 else min(r0 + lag, height)
             hi = height if r1 == height else min(r1 + lag, height)
@@ -136,30 +149,74 @@ def dense_block_in_stripes(
             window = _rows_with_context(lo, hi, height)
             earlier = (growth[k] for k in range(1, j))
             parts = [x[:, :, window]] + [g[:, :, window.start - at : window.stop - at] for at, g in earlier]
-            out = _conv_rows(conv, torch.cat(parts, 1), window.start, lo, hi, height)
+            rows_of = _ConvRows(conv, parts, window.start, lo, hi, height, winograd, weight)
             if j < len(convs):
                 keep = min(len(convs) + 1 - j, lo - growth[j][0]) if j in growth else 0
-                shape = (*out.shape[:2], keep + hi - lo, out.shape[-1])
-                kept = torch.empty(shape, dtype=out.dtype, device=out.device, memory_format=torch.channels_last)
+                kept = _empty_rows(x, conv.out_channels, keep + hi - lo)
                 if keep:
                     previous = growth[j][1]
                     kept[:, :, :keep] = previous[:, :, previous.shape[2] - keep :]
-                torch.ops.aten.leaky_relu.out(out, block.lrelu.negative_slope, out=kept[:, :, keep:])
+                rows_of.activated_into(kept[:, :, keep:], slope)
                 growth[j] = (lo - keep, kept)
             else:  # the same operations as ResidualDenseBlock and RRDB, so that bf16 rounds the same way
-                result = out.mul_(RESIDUAL_SCALE).add_(x[:, :, lo:hi])
+                result = rows_of.compute().mul_(RESIDUAL_SCALE).add_(x[:, :, lo:hi])
                 if residual:
                     target[:, :, lo:hi].add_(result.mul_(RESIDUAL_SCALE))
                 else:
                     target[:, :, lo:hi] = result
 
 
+@dataclass
+class _ConvRows:
+    """Rows ``[lo, hi)`` of ``conv`` over a map ``height`` rows high, from its input rows ``[first, …)``
+    given as channel groups (``parts``): by the direct conv, or by ``winograd`` with ``weight``
+    (:func:`superres.winograd.transform_weight` of ``conv``), which reads the groups where they are."""
+
+    conv: nn.Conv2d
+    parts: list[torch.Tensor]
+    first: int
+    lo: int
+    hi: int
+    height: int
+    winograd: WinogradKernel | None
+    weight: torch.Tensor | None
+
+    def compute(self) -> torch.Tensor:
+        if self.winograd is None or self.weight is None:
+            return _conv_rows(self.conv, torch.cat(self.parts, 1), self.first, self.lo, self.hi, self.height)
+        out = _empty_rows(self.parts[0], self.conv.out_channels, self.hi - self.lo)
+        self._winograd_into(out, None)
+        return out
+
+    def activated_into(self, out: torch.Tensor, slope: float) -> None:
+        """LeakyReLU of the rows, written into ``out``."""
+        if self.winograd is None or self.weight is None:
+            torch.ops.aten.leaky_relu.out(self.compute(), slope, out=out)
+        else:  # the kernel applies it as it writes
+            self._winograd_into(out, slope)
+
+    def _winograd_into(self, out: torch.Tensor, slope: float | None) -> None:
+        assert self.winograd is not None and self.weight is not None
+        self.winograd.conv_rows(
+            self.weight, self.conv.bias, self.parts, self.first, self.lo, self.hi, self.height, out, slope
+        )
+
+
+def _empty_rows(like: torch.Tensor, channels: int, rows: int) -> torch.Tensor:
+    shape = (like.shape[0], channels, rows, like.shape[-1])
+    return torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=torch.channels_last)
+
+
 def rrdbnet_body_blockwise(
-    network: RRDBNet, x: torch.Tensor, tile: int, on_block: Callable[[int, int], None] | None = None
+    network: RRDBNet,
+    x: torch.Tensor,
+    tile: int,
+    on_block: Callable[[int, int], None] | None = None,
+    winograd: WinogradKernel | None = None,
 ) -> torch.Tensor:
     """``network.forward_body(x)``, computed one dense block at a time in stripes of about ``tile²``
     pixels (on CPU at most ``STRIPE_PIXELS``, which run faster than larger ones); ``on_block(done, total)``
-    is called after each RRDB.
+    is called after each RRDB. With ``winograd``, the dense blocks' convs run by F(4×4, 3×3) (fp32, CPU).
 
     Equal to the whole-image computation up to float rounding (the convs see other shapes), in
     the memory of three feature maps of ``x``'s size plus one stripe's working set.
@@ -169,7 +226,8 @@ def rrdbnet_body_blockwise(
     pixels = max(1, tile // fold) ** 2
     if x.device.type == "cpu":
         pixels = min(pixels, STRIPE_PIXELS)
-    if (x.shape[-2] // fold) * (x.shape[-1] // fold) <= pixels:  # one stripe: the plain forward pass
+    one_stripe = (x.shape[-2] // fold) * (x.shape[-1] // fold) <= pixels
+    if one_stripe and winograd is None:  # the plain forward pass
         return network.forward_body(x)
     if fold > 1:
         x = F.pixel_unshuffle(x, fold)
@@ -183,10 +241,10 @@ def rrdbnet_body_blockwise(
 
     _conv_in_rows(network.conv_first, x, block_in, rows, None)
     for done, rrdb in enumerate(network.body, start=1):
-        dense_block_in_stripes(rrdb.rdb1, block_in, first, rows)
-        dense_block_in_stripes(rrdb.rdb2, first, second, rows)
+        dense_block_in_stripes(rrdb.rdb1, block_in, first, rows, winograd=winograd)
+        dense_block_in_stripes(rrdb.rdb2, first, second, rows, winograd=winograd)
         # RRDB output = rdb3(…) · β + RRDB input, written over the input: nothing else reads it now
-        dense_block_in_stripes(rrdb.rdb3, second, block_in, rows, residual=True)
+        dense_block_in_stripes(rrdb.rdb3, second, block_in, rows, residual=True, winograd=winograd)
         if on_block is not None:
             on_block(done, len(network.body))
 

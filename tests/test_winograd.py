@@ -1,0 +1,142 @@
+"""Winograd F(4×4, 3×3) for RRDBNet in fp32 on CPU (superres.winograd, csrc/winograd.cpp)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import superres.winograd as winograd
+from superres.archs import RRDBNet
+from superres.archs.rrdbnet import RESIDUAL_SCALE, ResidualDenseBlock
+from superres.inference import load_model
+from superres.tiling import _rows_with_context, dense_block_in_stripes, rrdbnet_body_blockwise
+from superres.winograd import WinogradKernel, transform_weight
+
+CL = torch.channels_last
+
+
+@pytest.fixture(scope="module")
+def kernel() -> WinogradKernel:
+    return WinogradKernel.load()  # compiled once per machine (~30 s), then loaded from the cache
+
+
+def _conv(in_channels: int, out_channels: int, seed: int) -> torch.nn.Conv2d:
+    torch.manual_seed(seed)
+    conv = torch.nn.Conv2d(in_channels, out_channels, 3, padding=1)
+    conv.bias.data.normal_()
+    return conv
+
+
+@pytest.mark.parametrize(("groups", "out_channels"), [([16], 32), ([64, 32, 32], 64)])
+def test_conv_rows_equal_the_direct_conv(kernel: WinogradKernel, groups: list[int], out_channels: int) -> None:
+    """Any rows of any map: top and bottom borders (zero padding), heights and widths that are not
+    multiples of 4, channel groups read where they lie, with and without LeakyReLU."""
+    conv = _conv(sum(groups), out_channels, len(groups))
+    weight = transform_weight(conv)
+    for height, width, lo, hi in [(1, 1, 0, 1), (7, 5, 0, 7), (13, 9, 0, 4), (13, 9, 3, 10), (13, 9, 6, 13), (20, 6, 5, 9)]:
+        maps = [torch.randn(1, c, height, width).contiguous(memory_format=CL) for c in groups]
+        with torch.inference_mode():
+            direct = conv(torch.cat(maps, 1))[:, :, lo:hi]
+            window = _rows_with_context(lo, hi, height)
+            for slope in (None, 0.2):
+                out = torch.full((1, out_channels, hi - lo, width), float("nan")).contiguous(memory_format=CL)
+                kernel.conv_rows(weight, conv.bias, [m[:, :, window] for m in maps], window.start, lo, hi, height, out, slope)
+                expected = direct if slope is None else F.leaky_relu(direct, slope)
+                assert (out - expected).abs().max() <= 1e-5 * expected.abs().max(), (height, width, lo, hi, slope)
+
+
+def test_weight_transform_is_exact_in_float64() -> None:
+    """G g Gᵀ then the 36 products and Aᵀ · A reproduce the 3×3 conv of a single 6×6 window in fp64."""
+    g = torch.tensor(winograd._G, dtype=torch.float64)
+    bt = torch.tensor(
+        [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+        dtype=torch.float64,
+    )
+    at = torch.tensor([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], dtype=torch.float64)
+    d, k = torch.randn(6, 6, dtype=torch.float64), torch.randn(3, 3, dtype=torch.float64)
+    y = at @ ((g @ k @ g.T) * (bt @ d @ bt.T)) @ at.T
+    assert torch.allclose(y, F.conv2d(d[None, None], k[None, None])[0, 0], atol=1e-12)
+
+
+def _trained_size_block(channels: int) -> ResidualDenseBlock:
+    torch.manual_seed(0)
+    block = ResidualDenseBlock(num_feat=channels, num_grow_ch=32).eval()
+    for p in block.parameters():  # weights of trained size: the default init is too small to show a wrong row
+        p.data.mul_(5)
+    return block
+
+
+def test_dense_block_in_stripes_by_winograd_equals_the_block(kernel: WinogradKernel) -> None:
+    block = _trained_size_block(32)
+    with torch.inference_mode():
+        for height in (1, 5, 8, 17, 25):
+            x = torch.rand(1, 32, height, 11).contiguous(memory_format=CL)
+            whole = block(x)
+            out = torch.full_like(x, float("nan"))
+            dense_block_in_stripes(block, x, out, 8, winograd=kernel)
+            assert (out - whole).abs().max() <= 1e-5 * whole.abs().max(), height
+            skip = torch.rand_like(x)
+            expected = skip + RESIDUAL_SCALE * whole
+            dense_block_in_stripes(block, x, skip, 8, residual=True, winograd=kernel)
+            assert (skip - expected).abs().max() <= 1e-5 * expected.abs().max(), height
+
+
+def test_channels_the_kernel_does_not_take_run_the_direct_conv(kernel: WinogradKernel) -> None:
+    """Growth 8 is not a multiple of 16: the block runs as without the kernel, bit for bit."""
+    torch.manual_seed(0)
+    block = ResidualDenseBlock(num_feat=16, num_grow_ch=8).eval()
+    x = torch.rand(1, 16, 20, 9).contiguous(memory_format=CL)
+    a, b = torch.empty_like(x), torch.empty_like(x)
+    with torch.inference_mode():
+        dense_block_in_stripes(block, x, a, 8)
+        dense_block_in_stripes(block, x, b, 8, winograd=kernel)
+    assert torch.equal(a, b)
+
+
+def test_blockwise_body_by_winograd_equals_the_body(kernel: WinogradKernel) -> None:
+    """Also when the image fits one stripe (where the direct path would call forward_body)."""
+    torch.manual_seed(1)
+    net = RRDBNet(num_feat=32, num_block=2, num_grow_ch=32).eval()
+    for p in net.parameters():
+        p.data.mul_(5)
+    with torch.inference_mode():
+        for size, tile in (((30, 23), 8), ((12, 12), 64)):
+            x = torch.rand(1, 3, *size).contiguous(memory_format=CL)
+            whole = net.forward_body(x)
+            got = rrdbnet_body_blockwise(net, x, tile, winograd=kernel)
+            assert (got - whole).abs().max() <= 1e-4 * whole.abs().max(), size
+
+
+def test_x4plus_by_winograd_within_one_level_of_the_direct_conv(shared: Path) -> None:
+    weights = shared / "weights" / "RealESRGAN_x4plus_fp16round.pth"
+    image = np.asarray(Image.open(shared / "benchmarks" / "Set14" / "HR" / "lenna.png").convert("RGB"))[200:248, 180:236]
+    fast = load_model(weights, device="cpu", precision="fp32")
+    direct = load_model(weights, device="cpu", precision="fp32", winograd=False)
+    got, expected = fast.upscale(image), direct.upscale(image)
+    assert fast._kernel is not None and direct._kernel is None  # really two ways
+    difference = np.abs(got.astype(np.int16) - expected.astype(np.int16))
+    assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
+
+
+def test_a_kernel_that_cannot_be_built_falls_back_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_compiler(cls: type, cache_dir: Path | None = None) -> WinogradKernel:
+        raise RuntimeError("Error building extension 'superres_winograd': c++: not found")
+
+    monkeypatch.setattr(WinogradKernel, "load", classmethod(no_compiler))
+    torch.manual_seed(0)
+    hparams = {"scale": 4, "num_feat": 32, "num_block": 1, "num_grow_ch": 32}
+    net = RRDBNet(**hparams).eval()
+    from superres.detect import describe
+    from superres.inference import Upscaler
+
+    image = (np.random.default_rng(0).random((12, 10, 3)) * 255).astype(np.uint8)
+    upscaler = Upscaler(net, describe("RRDBNet", hparams, net), device="cpu", precision="fp32")
+    with pytest.warns(UserWarning, match="Winograd kernel could not be built .*c\\+\\+: not found.*--no-winograd"):
+        got = upscaler.upscale(image)
+    expected = Upscaler(net, describe("RRDBNet", hparams, net), device="cpu", precision="fp32", winograd=False).upscale(image)
+    assert np.array_equal(got, expected)
