@@ -31,7 +31,9 @@ the networks give 27–45 and Lanczos 0.4 — photo SR turns soft shadows into h
 alpha the networks drift by up to 5 levels. So flat and smooth alpha stays exact, hard edges stay sharp.
 
 **Precision.** ``fp16``/``bf16`` run a low-precision copy of the network; a tile whose output has a
-NaN or inf is rerun in fp32 with a warning.
+NaN or inf is rerun in fp32 with a warning. In fp32 on CPU, RRDBNet's dense blocks run by Winograd's
+F(4×4, 3×3) (:mod:`superres.winograd`, compiled on first use), ~2× faster and within 1 level of the
+direct conv; ``winograd=False`` keeps PyTorch's conv.
 """
 
 from __future__ import annotations
@@ -597,7 +599,7 @@ def run_network(
     bytes_per_row = 4 * feat.shape[1] * width * factor**2 * feat.element_size()
     rows = max(1, tail_budget // bytes_per_row)
     if rows >= height:
-        return rrdbnet_tail_fast(network, feat)
+        return rrdbnet_tail_fast(network, feat, winograd=winograd)
     context = network.TAIL_CONTEXT
     # written stripe by stripe: no list of stripes and no concatenated copy
     out = feat.new_empty((feat.shape[0], network.conv_last.out_channels, height * factor, width * factor))
@@ -605,7 +607,7 @@ def run_network(
     for r0 in range(0, height, rows):
         r1 = min(height, r0 + rows)
         a, b = max(0, r0 - context), min(height, r1 + context)
-        stripe = rrdbnet_tail_fast(network, feat[:, :, a:b], maps)
+        stripe = rrdbnet_tail_fast(network, feat[:, :, a:b], maps, winograd)
         out[:, :, r0 * factor : r1 * factor] = stripe[:, :, (r0 - a) * factor : (r1 - a) * factor]
     return out
 

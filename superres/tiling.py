@@ -18,6 +18,9 @@ tile edges than it would on the whole image. Two ways to make pieces agree with 
   maps, which grows with the image: the engine uses this for regions of the image whose maps fit
   its budget, and overlapping regions (with the wide context above) beyond that.
 
+In fp32 on CPU the stripes' convs can run by Winograd's F(4×4, 3×3) (:mod:`superres.winograd`),
+which reads the block input and growth outputs where they lie instead of concatenating them.
+
 RRDBNet's upsampling tail has a fast equivalent here too (:func:`rrdbnet_tail_fast`): the same
 output from fewer multiply-adds, in cache-sized windows of rows.
 """
@@ -300,16 +303,27 @@ def _upsample_conv_in_rows(conv: nn.Conv2d, x: torch.Tensor, out: torch.Tensor, 
                 torch.ops.aten.leaky_relu.out(phase, slope, out=out[:, :, 2 * r0 + a : 2 * r1 : 2, b::2])
 
 
-def _conv_in_rows(conv: nn.Conv2d, x: torch.Tensor, out: torch.Tensor, rows: int, slope: float | None) -> None:
-    """``out = conv(x)``, then ``leaky_relu`` unless ``slope`` is None, ``rows`` rows at a time."""
+def _conv_in_rows(
+    conv: nn.Conv2d,
+    x: torch.Tensor,
+    out: torch.Tensor,
+    rows: int,
+    slope: float | None,
+    winograd: WinogradKernel | None = None,
+) -> None:
+    """``out = conv(x)``, then ``leaky_relu`` unless ``slope`` is None, ``rows`` rows at a time
+    (by ``winograd`` where the conv fits it)."""
     height = x.shape[-2]
+    if winograd is not None and not winograd_fits(conv, [x.shape[1]]):
+        winograd = None
+    weight = transform_weight(conv) if winograd is not None else None
     for r0, r1 in _stripes(height, rows):
         window = _rows_with_context(r0, r1, height)
-        result = _conv_rows(conv, x[:, :, window], window.start, r0, r1, height)
+        rows_of = _ConvRows(conv, [x[:, :, window]], window.start, r0, r1, height, winograd, weight)
         if slope is None:
-            out[:, :, r0:r1] = result
+            out[:, :, r0:r1] = rows_of.compute()
         else:
-            torch.ops.aten.leaky_relu.out(result, slope, out=out[:, :, r0:r1])
+            rows_of.activated_into(out[:, :, r0:r1], slope)
 
 
 class TailMaps:
@@ -340,7 +354,9 @@ class TailMaps:
         return kept[:, :, :height]  # the first rows of a channels-last map: still dense
 
 
-def rrdbnet_tail_fast(network: RRDBNet, feat: torch.Tensor, maps: TailMaps | None = None) -> torch.Tensor:
+def rrdbnet_tail_fast(
+    network: RRDBNet, feat: torch.Tensor, maps: TailMaps | None = None, winograd: WinogradKernel | None = None
+) -> torch.Tensor:
     """``network.forward_tail(feat)``, equal up to float rounding, in less time on CPU (x4plus,
     36 × 512 feature rows, 2 threads: fp32 338 → 287 ms, bf16 173 → 149 ms, before reusing ``maps``).
 
@@ -349,6 +365,8 @@ def rrdbnet_tail_fast(network: RRDBNet, feat: torch.Tensor, maps: TailMaps | Non
     * On CPU, every conv runs over windows of rows of about ``STRIPE_PIXELS`` output pixels, whose
       working set stays in cache (conv_hr + activation over a 144 × 2048 map: 157 ms whole, 107 ms
       in windows of 32 rows), and writes its activation straight into the next conv's input.
+    * With ``winograd`` (fp32, CPU), conv_hr — the tail's largest conv, 64 → 64 at the output
+      resolution — runs by F(4×4, 3×3).
 
     With ``maps``, the result is a view of one of them: use it before the next call with the same ``maps``.
     """
@@ -368,7 +386,7 @@ def rrdbnet_tail_fast(network: RRDBNet, feat: torch.Tensor, maps: TailMaps | Non
             _upsample_conv_in_rows(conv, x, up, max(1, rows(x.shape[-1]) // 4), slope)
             x = up
     hr = maps.get("conv_hr", feat, network.conv_hr.out_channels, *x.shape[-2:])
-    _conv_in_rows(network.conv_hr, x, hr, rows(x.shape[-1]), slope)
+    _conv_in_rows(network.conv_hr, x, hr, rows(x.shape[-1]), slope, winograd)
     out = maps.get("conv_last", feat, network.conv_last.out_channels, *x.shape[-2:])
     _conv_in_rows(network.conv_last, hr, out, rows(x.shape[-1]), None)
     return out

@@ -140,3 +140,20 @@ def test_a_kernel_that_cannot_be_built_falls_back_with_a_warning(monkeypatch: py
         got = upscaler.upscale(image)
     expected = Upscaler(net, describe("RRDBNet", hparams, net), device="cpu", precision="fp32", winograd=False).upscale(image)
     assert np.array_equal(got, expected)
+
+
+def test_fast_tail_with_conv_hr_by_winograd_equals_the_tail(kernel: WinogradKernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    import superres.tiling as tiling
+
+    monkeypatch.setattr(tiling, "STRIPE_PIXELS", 40)  # windows of a few rows at every resolution
+    torch.manual_seed(2)
+    net = RRDBNet(num_feat=32, num_block=1, num_grow_ch=32).eval()
+    calls = []
+    conv_rows = WinogradKernel.conv_rows
+    monkeypatch.setattr(WinogradKernel, "conv_rows", lambda self, *a: calls.append(1) or conv_rows(self, *a))
+    with torch.inference_mode():
+        feat = torch.randn(1, 32, 7, 5).contiguous(memory_format=CL)
+        expected = net.forward_tail(feat)
+        got = tiling.rrdbnet_tail_fast(net, feat, winograd=kernel)
+    assert calls  # conv_hr really went through the kernel
+    assert (got - expected).abs().max() <= 1e-5 * expected.abs().max()
