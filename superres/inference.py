@@ -62,6 +62,7 @@ from superres.tiling import (
     rrdbnet_tail_fast,
     supports_blockwise,
     tile_grid,
+    winograd_speeds_up,
 )
 from superres.winograd import WinogradKernel
 
@@ -157,6 +158,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles, whose bf16 matrix units outrun any fp32 conv."""
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(check is not None and check())
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), where bf16 is actually fast."""
     check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
@@ -165,7 +172,8 @@ def cpu_has_native_bf16() -> bool:
 
 def resolve_precision(precision: str, device: torch.device, half_precision_ok: bool = True) -> str:
     """``auto`` → fp16 on GPUs (bf16 where the model overflows fp16); on CPUs bf16 where the CPU
-    computes it natively, else fp32.
+    computes it natively, else fp32. (:class:`Upscaler` then prefers fp32 for RRDBNet where its
+    Winograd kernel outruns bf16.)
 
     bf16 on a CPU is ~2.1× the fp32 speed (Zen 4, bench/RESULTS.md) and its cost was measured against
     fp32 output (PSNR, RGB): RealESRGAN_x4plus on Set5 + Set14 ≥ 46.5 dB (baboon; 50 dB over all), the
@@ -319,6 +327,8 @@ class Upscaler:
         self.winograd = winograd
         self._kernel: WinogradKernel | None = None
         self._kernel_tried = False
+        if precision == "auto" and self.precision == "bf16" and self._winograd_outruns_bf16():
+            self.precision = "fp32"
         self._network(PRECISIONS[self.precision])  # build now: a bad device shows up here, not mid-batch
 
     @property
@@ -533,6 +543,15 @@ class Upscaler:
         network, kernel = self._network(dtype), self._winograd_kernel(dtype)
         return run_network(network, batch, tile, on_block=on_block, winograd=kernel).to("cpu", torch.float32)
 
+    def _winograd_outruns_bf16(self) -> bool:
+        """``auto`` on a CPU: RRDBNet in fp32 by the Winograd kernel ran faster than in bf16 on this
+        project's Zen 4 (x4plus, 512²: 0.177 against 0.158 out MP/s) and within 1 level of the direct
+        fp32 conv where bf16 is up to 6 levels off (bench/RESULTS.md, session 4). Not with AMX, whose
+        bf16 tiles are several times faster; not if the kernel cannot be built here (that warns)."""
+        if self.device.type != "cpu" or not self.winograd or cpu_has_amx() or not winograd_speeds_up(self._module):
+            return False
+        return self._winograd_kernel(torch.float32) is not None
+
     def _winograd_kernel(self, dtype: torch.dtype) -> WinogradKernel | None:
         """The Winograd kernel where it applies (RRDBNet, fp32, CPU), built on first use; ``None``
         (with one warning) when it cannot be built here."""
@@ -546,8 +565,8 @@ class Upscaler:
         except (RuntimeError, OSError, ImportError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             warnings.warn(
-                f"the fp32 Winograd kernel could not be built ({reason}); running the direct conv, about 2× "
-                f"slower in fp32. It needs a C++ compiler and ninja; --no-winograd skips trying.",
+                f"the fp32 Winograd kernel could not be built ({reason}); fp32 runs the direct conv, about 2× "
+                f"slower. It needs a C++ compiler and ninja; --no-winograd skips trying.",
                 stacklevel=3,
             )
         return self._kernel

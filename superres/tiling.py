@@ -137,8 +137,7 @@ def dense_block_in_stripes(
     """
     height, convs = x.shape[-2], (block.conv1, block.conv2, block.conv3, block.conv4, block.conv5)
     slope = block.lrelu.negative_slope
-    groups = [x.shape[1]] + [block.conv1.out_channels] * (len(convs) - 1)
-    if winograd is not None and not all(winograd_fits(conv, groups[:j]) for j, conv in enumerate(convs, 1)):
+    if winograd is not None and not _dense_block_fits_winograd(block):
         winograd = None
     weights = [transform_weight(conv) if winograd is not None else None for conv in convs]
     growth: dict[int, tuple[int, torch.Tensor]] = {}  # j → (first row, rows) of growth output j
@@ -167,6 +166,17 @@ def dense_block_in_stripes(
                     target[:, :, lo:hi].add_(result.mul_(RESIDUAL_SCALE))
                 else:
                     target[:, :, lo:hi] = result
+
+
+def _dense_block_fits_winograd(block: ResidualDenseBlock) -> bool:
+    convs = (block.conv1, block.conv2, block.conv3, block.conv4, block.conv5)
+    groups = [block.conv1.in_channels] + [block.conv1.out_channels] * (len(convs) - 1)
+    return all(winograd_fits(conv, groups[:j]) for j, conv in enumerate(convs, start=1))
+
+
+def winograd_speeds_up(network: nn.Module) -> bool:
+    """Whether ``network``'s body would run by Winograd (an RRDBNet whose dense blocks fit the kernel)."""
+    return isinstance(network, RRDBNet) and len(network.body) > 0 and _dense_block_fits_winograd(network.body[0].rdb1)
 
 
 @dataclass

@@ -157,3 +157,32 @@ def test_fast_tail_with_conv_hr_by_winograd_equals_the_tail(kernel: WinogradKern
         got = tiling.rrdbnet_tail_fast(net, feat, winograd=kernel)
     assert calls  # conv_hr really went through the kernel
     assert (got - expected).abs().max() <= 1e-5 * expected.abs().max()
+
+
+def test_auto_precision_takes_fp32_by_winograd_for_rrdbnet_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the kernel outruns bf16 (a CPU with native bf16 but no AMX): fp32, which is also exact to a level."""
+    import superres.inference as inference
+    from superres.detect import describe
+    from superres.inference import Upscaler
+
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(inference, "cpu_has_amx", lambda: False)
+
+    def upscaler(feat: int, grow: int, **options: object) -> Upscaler:
+        hparams = {"scale": 4, "num_feat": feat, "num_block": 1, "num_grow_ch": grow}
+        net = RRDBNet(**hparams).eval()
+        return Upscaler(net, describe("RRDBNet", hparams, net), device="cpu", precision="auto", **options)
+
+    assert upscaler(32, 32).precision == "fp32"
+    assert upscaler(8, 4).precision == "bf16"  # channels the kernel does not take: bf16 is faster
+    assert upscaler(32, 32, winograd=False).precision == "bf16"
+    monkeypatch.setattr(inference, "cpu_has_amx", lambda: True)
+    assert upscaler(32, 32).precision == "bf16"  # AMX's bf16 tiles outrun fp32 by far
+    monkeypatch.setattr(inference, "cpu_has_amx", lambda: False)
+
+    def no_compiler(cls: type, cache_dir: Path | None = None) -> WinogradKernel:
+        raise OSError("c++: not found")
+
+    monkeypatch.setattr(WinogradKernel, "load", classmethod(no_compiler))
+    with pytest.warns(UserWarning, match="could not be built"):
+        assert upscaler(32, 32).precision == "bf16"
