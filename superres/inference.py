@@ -557,7 +557,7 @@ class Upscaler:
         (with one warning) when it cannot be built here."""
         if not (self.winograd and dtype == torch.float32 and self.device.type == "cpu"):
             return None
-        if not supports_blockwise(self._module) or self._kernel_tried:
+        if not winograd_speeds_up(self._module) or self._kernel_tried:
             return self._kernel
         self._kernel_tried = True
         try:

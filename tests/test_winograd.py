@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,15 @@ from superres.winograd import WinogradKernel, transform_weight
 CL = torch.channels_last
 
 
+# The kernel is compiled on first use; a machine without a C++ compiler falls back to the direct conv
+# (tested below with a failing build). Where there is one, a failing build is a bug: no skip then.
+needs_compiler = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler to build the kernel")
+
+
 @pytest.fixture(scope="module")
 def kernel() -> WinogradKernel:
+    if shutil.which("c++") is None:
+        pytest.skip("no C++ compiler to build the kernel")
     return WinogradKernel.load()  # compiled once per machine (~30 s), then loaded from the cache
 
 
@@ -112,6 +120,7 @@ def test_blockwise_body_by_winograd_equals_the_body(kernel: WinogradKernel) -> N
             assert (got - whole).abs().max() <= 1e-4 * whole.abs().max(), size
 
 
+@needs_compiler
 def test_x4plus_by_winograd_within_one_level_of_the_direct_conv(shared: Path) -> None:
     weights = shared / "weights" / "RealESRGAN_x4plus_fp16round.pth"
     image = np.asarray(Image.open(shared / "benchmarks" / "Set14" / "HR" / "lenna.png").convert("RGB"))[200:248, 180:236]
@@ -159,6 +168,7 @@ def test_fast_tail_with_conv_hr_by_winograd_equals_the_tail(kernel: WinogradKern
     assert (got - expected).abs().max() <= 1e-5 * expected.abs().max()
 
 
+@needs_compiler
 def test_auto_precision_takes_fp32_by_winograd_for_rrdbnet_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """Where the kernel outruns bf16 (a CPU with native bf16 but no AMX): fp32, which is also exact to a level."""
     import superres.inference as inference
