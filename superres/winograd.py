@@ -23,6 +23,7 @@ one 8-bit level. In bf16 the same amplification would cost levels, so this is fo
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -103,8 +104,10 @@ class WinogradKernel:
         from torch.utils.cpp_extension import load  # imports setuptools: only when a kernel is needed
 
         _put_ninja_on_path()
+        # one build per CPU capability and source version: a shared home or an upgrade never loads a stale one
         capability = torch.backends.cpu.get_cpu_capability().lower()
-        name = f"superres_winograd_{capability}"
+        version = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:10]
+        name = f"superres_winograd_{capability}_{version}"
         build_dir = (cache_dir or kernel_cache_dir()) / name
         build_dir.mkdir(parents=True, exist_ok=True)
         if not any(build_dir.glob(f"{name}*.so")) and not any(build_dir.glob(f"{name}*.pyd")):
@@ -132,26 +135,27 @@ class WinogradKernel:
         slope: float | None,
     ) -> None:
         """Rows ``[lo, hi)`` of a 3×3 conv over a map ``height`` rows high, into ``out``
-        (``[1, C_out, hi - lo, width]``, channels last; LeakyReLU with ``slope`` unless ``None``).
+        (``[N, C_out, hi - lo, width]``, channels last; LeakyReLU with ``slope`` unless ``None``).
 
         ``parts`` are the conv's input rows ``[first, …)`` — one row of context on each side, less at
         the map's top and bottom where the conv's zero padding stands in — as channel groups of
-        ``[1, C_k, rows, width]`` channels-last fp32 tensors, concatenated by the kernel as it reads
+        ``[N, C_k, rows, width]`` channels-last fp32 tensors, concatenated by the kernel as it reads
         them. ``weight`` is :func:`transform_weight` of the conv, ``bias`` its bias."""
         window_rows, width = parts[0].shape[-2:]
         pad_top = 1 if lo == 0 else 0
         out_rows = window_rows + pad_top + (1 if hi == height else 0) - 2
         tiles_high, tiles_wide = -(-out_rows // TILE), -(-width // TILE)
         start = lo - (first - pad_top) - 1  # output row r of the padded window is map row first - pad_top + 1 + r
-        self._module.conv3x3(
-            [p[0].permute(1, 2, 0) for p in parts],
-            pad_top,
-            tiles_high,
-            tiles_wide,
-            weight,
-            bias.detach(),
-            out[0].permute(1, 2, 0),
-            start,
-            0.0 if slope is None else slope,
-            slope is not None,
-        )
+        for n in range(out.shape[0]):  # the kernel takes one image at a time
+            self._module.conv3x3(
+                [p[n].permute(1, 2, 0) for p in parts],
+                pad_top,
+                tiles_high,
+                tiles_wide,
+                weight,
+                bias.detach(),
+                out[n].permute(1, 2, 0),
+                start,
+                0.0 if slope is None else slope,
+                slope is not None,
+            )

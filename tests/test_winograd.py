@@ -47,12 +47,12 @@ def test_conv_rows_equal_the_direct_conv(kernel: WinogradKernel, groups: list[in
     conv = _conv(sum(groups), out_channels, len(groups))
     weight = transform_weight(conv)
     for height, width, lo, hi in [(1, 1, 0, 1), (7, 5, 0, 7), (13, 9, 0, 4), (13, 9, 3, 10), (13, 9, 6, 13), (20, 6, 5, 9)]:
-        maps = [torch.randn(1, c, height, width).contiguous(memory_format=CL) for c in groups]
+        maps = [torch.randn(2, c, height, width).contiguous(memory_format=CL) for c in groups]  # a batch of 2
         with torch.inference_mode():
             direct = conv(torch.cat(maps, 1))[:, :, lo:hi]
             window = _rows_with_context(lo, hi, height)
             for slope in (None, 0.2):
-                out = torch.full((1, out_channels, hi - lo, width), float("nan")).contiguous(memory_format=CL)
+                out = torch.full((2, out_channels, hi - lo, width), float("nan")).contiguous(memory_format=CL)
                 kernel.conv_rows(weight, conv.bias, [m[:, :, window] for m in maps], window.start, lo, hi, height, out, slope)
                 expected = direct if slope is None else F.leaky_relu(direct, slope)
                 assert (out - expected).abs().max() <= 1e-5 * expected.abs().max(), (height, width, lo, hi, slope)

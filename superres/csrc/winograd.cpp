@@ -90,11 +90,12 @@ constexpr int64_t kBlock = 32;  // tiles per block: 36 x 32 x 192 floats of U = 
 
 }  // namespace
 
-// parts: [rows, width, C_k] float32 maps (channel stride 1), concatenated along channels; the conv's
-// input is them zero-padded by pad_top rows above and one column left and right. Tile (i, j) reads
-// input rows 4i - pad_top - 1 … 4i - pad_top + 4 (that is window rows from 4i - pad_top) and columns
-// 4j - 1 … 4j + 4. weight: [36, K, N]. Output row 4i + r of the tiles is out row 4i + r - start; rows
-// and columns outside out are not written.
+// inputs: [rows, width, C_k] float32 maps (channel stride 1), read as one map of their channels in
+// order, zero outside (pad_top zero rows above it: the conv's padding at the top of the whole map).
+// Tile (i, j) reads rows 4i - pad_top … 4i - pad_top + 5 and columns 4j - 1 … 4j + 4 of it and makes
+// output rows 4i … 4i + 3 (each centred one row below the window's first) and columns 4j … 4j + 3.
+// weight: [36, K, N] (G g Gᵀ). Output row 4i + r is written to out row 4i + r - start; rows and
+// columns outside out are not written.
 void conv3x3(const std::vector<torch::Tensor>& inputs, int64_t pad_top, int64_t tiles_high, int64_t tiles_wide,
              const torch::Tensor& weight, const torch::Tensor& bias, torch::Tensor out, int64_t start, double slope,
              bool activate) {
