@@ -8,8 +8,9 @@ position in the array, after which ``Aᵀ m A`` turns each 6×6 result back into
 36 multiply-adds per 16 outputs per channel pair instead of 144, 4× fewer; the transforms are a few
 additions per value.
 
-This CPU's direct fp32 conv (oneDNN) runs at its FMA peak, so fewer multiplications is the only way
-to run faster in fp32: on a dense block of x4plus, 2.2× (``bench/RESULTS.md``). PyTorch's CPU build
+PyTorch's direct fp32 conv (oneDNN) already runs near this CPU's FMA peak (~80 % of it through
+x4plus), so fewer multiplications is the only way to run faster in fp32: 2.2× on a dense block of
+x4plus, 2.3× on a whole image (``bench/RESULTS.md``). PyTorch's CPU build
 has no Winograd conv any more, and built from tensor operations the transforms cost more than the
 products save (they move 2.25× the input through memory ~50 times). So the kernel is C++
 (``csrc/winograd.cpp``): for each block of 32 tiles it transforms the input, runs the 36 products with
