@@ -548,16 +548,14 @@ class Upscaler:
         project's Zen 4 (x4plus, 512²: 0.177 against 0.158 out MP/s) and within 1 level of the direct
         fp32 conv where bf16 is up to 6 levels off (bench/RESULTS.md, session 4). Not with AMX, whose
         bf16 tiles are several times faster; not if the kernel cannot be built here (that warns)."""
-        if self.device.type != "cpu" or not self.winograd or cpu_has_amx() or not winograd_speeds_up(self._module):
-            return False
-        return self._winograd_kernel(torch.float32) is not None
+        return not cpu_has_amx() and self._winograd_kernel(torch.float32) is not None
 
     def _winograd_kernel(self, dtype: torch.dtype) -> WinogradKernel | None:
         """The Winograd kernel where it applies (RRDBNet, fp32, CPU), built on first use; ``None``
         (with one warning) when it cannot be built here."""
         if not (self.winograd and dtype == torch.float32 and self.device.type == "cpu"):
             return None
-        if not winograd_speeds_up(self._module) or self._kernel_tried:
+        if self._kernel_tried or not winograd_speeds_up(self._module):  # None until a load was tried
             return self._kernel
         self._kernel_tried = True
         try:

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from superres.archs.rrdbnet import RESIDUAL_SCALE, ResidualDenseBlock, RRDBNet
-from superres.winograd import WinogradKernel, transform_weight
+from superres.winograd import WinogradConv, WinogradKernel
 from superres.winograd import fits as winograd_fits
 
 # Pixels of one block-wise stripe on CPU. Measured on x4plus (one dense block, 512² input, 2 threads,
@@ -137,12 +137,13 @@ def dense_block_in_stripes(
     """
     height, convs = x.shape[-2], (block.conv1, block.conv2, block.conv3, block.conv4, block.conv5)
     slope = block.lrelu.negative_slope
-    if winograd is not None and not _dense_block_fits_winograd(block):
-        winograd = None
-    weights = [transform_weight(conv) if winograd is not None else None for conv in convs]
+    groups = _dense_block_input_groups(block)
+    fast = [winograd.prepare(conv, groups[:j]) if winograd else None for j, conv in enumerate(convs, start=1)]
+    if not all(fast):  # all five by the kernel or none: the block as winograd_speeds_up judges it
+        fast = [None] * len(convs)
     growth: dict[int, tuple[int, torch.Tensor]] = {}  # j → (first row, rows) of growth output j
     for r0, r1 in _stripes(height, rows):
-        for j, (conv, weight) in enumerate(zip(convs, weights), start=1):
+        for j, (conv, prepared) in enumerate(zip(convs, fast), start=1):
             lag = len(convs) - j
             lo = 0 if r0 == 0 else min(r0 + lag, height)
             hi = height if r1 == height else min(r1 + lag, height)
@@ -151,7 +152,7 @@ def dense_block_in_stripes(
             window = _rows_with_context(lo, hi, height)
             earlier = (growth[k] for k in range(1, j))
             parts = [x[:, :, window]] + [g[:, :, window.start - at : window.stop - at] for at, g in earlier]
-            rows_of = _ConvRows(conv, parts, window.start, lo, hi, height, winograd, weight)
+            rows_of = _ConvRows(conv, parts, window.start, lo, hi, height, prepared)
             if j < len(convs):
                 keep = min(len(convs) + 1 - j, lo - growth[j][0]) if j in growth else 0
                 kept = _empty_rows(x, conv.out_channels, keep + hi - lo)
@@ -168,22 +169,25 @@ def dense_block_in_stripes(
                     target[:, :, lo:hi] = result
 
 
-def _dense_block_fits_winograd(block: ResidualDenseBlock) -> bool:
-    convs = (block.conv1, block.conv2, block.conv3, block.conv4, block.conv5)
-    groups = [block.conv1.in_channels] + [block.conv1.out_channels] * (len(convs) - 1)
-    return all(winograd_fits(conv, groups[:j]) for j, conv in enumerate(convs, start=1))
+def _dense_block_input_groups(block: ResidualDenseBlock) -> list[int]:
+    """Channels of the block input and of each growth output: conv j reads the first j groups."""
+    return [block.conv1.in_channels] + [block.conv1.out_channels] * 4
 
 
 def winograd_speeds_up(network: nn.Module) -> bool:
     """Whether ``network``'s body would run by Winograd (an RRDBNet whose dense blocks fit the kernel)."""
-    return isinstance(network, RRDBNet) and len(network.body) > 0 and _dense_block_fits_winograd(network.body[0].rdb1)
+    if not isinstance(network, RRDBNet) or len(network.body) == 0:
+        return False
+    block = network.body[0].rdb1
+    convs, groups = (block.conv1, block.conv2, block.conv3, block.conv4, block.conv5), _dense_block_input_groups(block)
+    return all(winograd_fits(conv, groups[:j]) for j, conv in enumerate(convs, start=1))
 
 
 @dataclass
 class _ConvRows:
     """Rows ``[lo, hi)`` of ``conv`` over a map ``height`` rows high, from its input rows ``[first, …)``
-    given as channel groups (``parts``): by the direct conv, or by ``winograd`` with ``weight``
-    (:func:`superres.winograd.transform_weight` of ``conv``), which reads the groups where they are."""
+    given as channel groups (``parts``): by the direct conv, or by ``fast`` (the Winograd kernel's
+    preparation of ``conv``), which reads the groups where they are."""
 
     conv: nn.Conv2d
     parts: list[torch.Tensor]
@@ -191,28 +195,21 @@ class _ConvRows:
     lo: int
     hi: int
     height: int
-    winograd: WinogradKernel | None
-    weight: torch.Tensor | None
+    fast: WinogradConv | None
 
     def compute(self) -> torch.Tensor:
-        if self.winograd is None or self.weight is None:
+        if self.fast is None:
             return _conv_rows(self.conv, torch.cat(self.parts, 1), self.first, self.lo, self.hi, self.height)
         out = _empty_rows(self.parts[0], self.conv.out_channels, self.hi - self.lo)
-        self._winograd_into(out, None)
+        self.fast.rows(self.parts, self.first, self.lo, self.hi, self.height, out, None)
         return out
 
     def activated_into(self, out: torch.Tensor, slope: float) -> None:
         """LeakyReLU of the rows, written into ``out``."""
-        if self.winograd is None or self.weight is None:
+        if self.fast is None:
             torch.ops.aten.leaky_relu.out(self.compute(), slope, out=out)
         else:  # the kernel applies it as it writes
-            self._winograd_into(out, slope)
-
-    def _winograd_into(self, out: torch.Tensor, slope: float | None) -> None:
-        assert self.winograd is not None and self.weight is not None
-        self.winograd.conv_rows(
-            self.weight, self.conv.bias, self.parts, self.first, self.lo, self.hi, self.height, out, slope
-        )
+            self.fast.rows(self.parts, self.first, self.lo, self.hi, self.height, out, slope)
 
 
 def _empty_rows(like: torch.Tensor, channels: int, rows: int) -> torch.Tensor:
@@ -324,12 +321,10 @@ def _conv_in_rows(
     """``out = conv(x)``, then ``leaky_relu`` unless ``slope`` is None, ``rows`` rows at a time
     (by ``winograd`` where the conv fits it)."""
     height = x.shape[-2]
-    if winograd is not None and not winograd_fits(conv, [x.shape[1]]):
-        winograd = None
-    weight = transform_weight(conv) if winograd is not None else None
+    fast = winograd.prepare(conv, [x.shape[1]]) if winograd else None
     for r0, r1 in _stripes(height, rows):
         window = _rows_with_context(r0, r1, height)
-        rows_of = _ConvRows(conv, [x[:, :, window]], window.start, r0, r1, height, winograd, weight)
+        rows_of = _ConvRows(conv, [x[:, :, window]], window.start, r0, r1, height, fast)
         if slope is None:
             out[:, :, r0:r1] = rows_of.compute()
         else:

@@ -28,6 +28,7 @@ import hashlib
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,7 @@ def _put_ninja_on_path() -> None:
 
 
 class WinogradKernel:
-    """The compiled kernel: :meth:`load` it, then :meth:`conv_rows`."""
+    """The compiled kernel: :meth:`load` it, :meth:`prepare` a conv, run :meth:`WinogradConv.rows`."""
 
     def __init__(self, module: Any) -> None:
         self._module = module
@@ -123,10 +124,24 @@ class WinogradKernel:
         )
         return cls(module)
 
-    def conv_rows(
+    def prepare(self, conv: nn.Conv2d, input_groups: list[int]) -> WinogradConv | None:
+        """``conv`` ready to run on inputs of these channel counts, or ``None`` if it does not :func:`fits`."""
+        if not fits(conv, input_groups):
+            return None
+        assert conv.bias is not None
+        return WinogradConv(self._module, transform_weight(conv), conv.bias.detach())
+
+
+@dataclass(frozen=True)
+class WinogradConv:
+    """One 3×3 conv for the kernel: :func:`transform_weight` of it, and its bias."""
+
+    module: Any
+    weight: torch.Tensor
+    bias: torch.Tensor
+
+    def rows(
         self,
-        weight: torch.Tensor,
-        bias: torch.Tensor,
         parts: list[torch.Tensor],
         first: int,
         lo: int,
@@ -135,26 +150,25 @@ class WinogradKernel:
         out: torch.Tensor,
         slope: float | None,
     ) -> None:
-        """Rows ``[lo, hi)`` of a 3×3 conv over a map ``height`` rows high, into ``out``
+        """Rows ``[lo, hi)`` of the conv over a map ``height`` rows high, into ``out``
         (``[N, C_out, hi - lo, width]``, channels last; LeakyReLU with ``slope`` unless ``None``).
 
         ``parts`` are the conv's input rows ``[first, …)`` — one row of context on each side, less at
         the map's top and bottom where the conv's zero padding stands in — as channel groups of
-        ``[N, C_k, rows, width]`` channels-last fp32 tensors, concatenated by the kernel as it reads
-        them. ``weight`` is :func:`transform_weight` of the conv, ``bias`` its bias."""
+        ``[N, C_k, rows, width]`` channels-last fp32 tensors, concatenated by the kernel as it reads them."""
         window_rows, width = parts[0].shape[-2:]
         pad_top = 1 if lo == 0 else 0
         out_rows = window_rows + pad_top + (1 if hi == height else 0) - 2
         tiles_high, tiles_wide = -(-out_rows // TILE), -(-width // TILE)
         start = lo - (first - pad_top) - 1  # output row r of the padded window is map row first - pad_top + 1 + r
         for n in range(out.shape[0]):  # the kernel takes one image at a time
-            self._module.conv3x3(
+            self.module.conv3x3(
                 [p[n].permute(1, 2, 0) for p in parts],
                 pad_top,
                 tiles_high,
                 tiles_wide,
-                weight,
-                bias.detach(),
+                self.weight,
+                self.bias,
                 out[n].permute(1, 2, 0),
                 start,
                 0.0 if slope is None else slope,

@@ -16,7 +16,7 @@ from superres.archs import RRDBNet
 from superres.archs.rrdbnet import RESIDUAL_SCALE, ResidualDenseBlock
 from superres.inference import load_model
 from superres.tiling import _rows_with_context, dense_block_in_stripes, rrdbnet_body_blockwise
-from superres.winograd import WinogradKernel, transform_weight
+from superres.winograd import WinogradConv, WinogradKernel
 
 CL = torch.channels_last
 
@@ -45,7 +45,8 @@ def test_conv_rows_equal_the_direct_conv(kernel: WinogradKernel, groups: list[in
     """Any rows of any map: top and bottom borders (zero padding), heights and widths that are not
     multiples of 4, channel groups read where they lie, with and without LeakyReLU."""
     conv = _conv(sum(groups), out_channels, len(groups))
-    weight = transform_weight(conv)
+    prepared = kernel.prepare(conv, groups)
+    assert prepared is not None
     for height, width, lo, hi in [(1, 1, 0, 1), (7, 5, 0, 7), (13, 9, 0, 4), (13, 9, 3, 10), (13, 9, 6, 13), (20, 6, 5, 9)]:
         maps = [torch.randn(2, c, height, width).contiguous(memory_format=CL) for c in groups]  # a batch of 2
         with torch.inference_mode():
@@ -53,7 +54,7 @@ def test_conv_rows_equal_the_direct_conv(kernel: WinogradKernel, groups: list[in
             window = _rows_with_context(lo, hi, height)
             for slope in (None, 0.2):
                 out = torch.full((2, out_channels, hi - lo, width), float("nan")).contiguous(memory_format=CL)
-                kernel.conv_rows(weight, conv.bias, [m[:, :, window] for m in maps], window.start, lo, hi, height, out, slope)
+                prepared.rows([m[:, :, window] for m in maps], window.start, lo, hi, height, out, slope)
                 expected = direct if slope is None else F.leaky_relu(direct, slope)
                 assert (out - expected).abs().max() <= 1e-5 * expected.abs().max(), (height, width, lo, hi, slope)
 
@@ -158,8 +159,8 @@ def test_fast_tail_with_conv_hr_by_winograd_equals_the_tail(kernel: WinogradKern
     torch.manual_seed(2)
     net = RRDBNet(num_feat=32, num_block=1, num_grow_ch=32).eval()
     calls = []
-    conv_rows = WinogradKernel.conv_rows
-    monkeypatch.setattr(WinogradKernel, "conv_rows", lambda self, *a: calls.append(1) or conv_rows(self, *a))
+    rows = WinogradConv.rows
+    monkeypatch.setattr(WinogradConv, "rows", lambda self, *a: calls.append(1) or rows(self, *a))
     with torch.inference_mode():
         feat = torch.randn(1, 32, 7, 5).contiguous(memory_format=CL)
         expected = net.forward_tail(feat)
