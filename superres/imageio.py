@@ -79,6 +79,12 @@ FOLDER_IMAGE_EXTENSIONS = frozenset(
 JPEG_QUALITY = 95
 WEBP_QUALITY = 95
 
+# Our own limit on the pixels of an input, checked from the header before anything is decoded.
+# Pillow's hard limit (2 × 89.5 Mpx) still lets a 10000×10000 PNG of 12 KB through, which then costs
+# gigabytes and minutes; 64 Mpx (8000×8000) is far above any photo a ×4 model is meant for, and
+# ``max_pixels`` (``--max-pixels``) raises it.
+DEFAULT_MAX_PIXELS = 64_000_000
+
 # Errors a decoder raises on a file that is not a (complete, valid) image.
 _DECODE_ERRORS = (
     OSError,  # includes UnidentifiedImageError and "image file is truncated"
@@ -204,16 +210,41 @@ def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
 # Reading
 
 
-def read_image(path: str | os.PathLike[str]) -> ImageData:
-    """Decode ``path`` fully; any failure is an :class:`ImageError` naming the file and the reason."""
+def check_pixel_limit(width: int, height: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+    """An :class:`ImageError` when ``width × height`` exceeds ``max_pixels`` (``None``: no limit of ours)."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageError(
+            f"{width}×{height} is {width * height / 1e6:.1f} Mpx, over the limit of {max_pixels / 1e6:g} Mpx "
+            f"(a decompression bomb, or raise the limit with --max-pixels)"
+        )
+
+
+def probe_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of an encoded image, from its header alone: nothing is decoded."""
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+def read_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageData:
+    """Decode ``path`` fully; any failure is an :class:`ImageError` naming the file and the reason.
+
+    The pixel count is checked against ``max_pixels`` from the header, before decoding.
+    """
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return decode_image(data, str(path), max_pixels)
+
+
+def decode_image(data: bytes, name: str = "image", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageData:
+    """Decode encoded image bytes (an upload, say) like :func:`read_image`; errors name ``name``."""
+    path = name
     if not data:
         raise ImageError(f"{path}: empty file (0 bytes)")
     try:
+        check_pixel_limit(*probe_size(data), max_pixels)
         return _decode(data)
     except ImageError as exc:  # a mode superres does not handle
         raise ImageError(f"{path}: {exc}") from None

@@ -169,3 +169,34 @@ def test_16bit_to_webp_warns_and_rounds(tmp_path: Path, photo: np.ndarray) -> No
 def test_unknown_output_extension(tmp_path: Path, photo: np.ndarray) -> None:
     with pytest.raises(ImageError, match="cannot write .gif"):
         write_image(tmp_path / "x.gif", ImageData(photo))
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose IHDR claims ``width × height`` (8-bit gray) followed by a tiny all-zero IDAT stream."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_pixel_limit_is_checked_from_the_header_before_decoding(tmp_path: Path) -> None:
+    import time
+
+    from superres.imageio import DEFAULT_MAX_PIXELS, decode_image
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header_only(10000, 10000))  # 100 Mpx claimed in ~100 bytes
+    start = time.perf_counter()
+    with pytest.raises(ImageError, match=r"bomb.png: 10000×10000 is 100.0 Mpx, over the limit of 64 Mpx"):
+        read_image(bomb)
+    assert time.perf_counter() - start < 1.0  # refused from the header, not after decoding
+    with pytest.raises(ImageError, match="over the limit of 0.0001 Mpx"):
+        decode_image(_png_header_only(11, 10), "upload", max_pixels=100)
+    assert DEFAULT_MAX_PIXELS == 64_000_000
+    # under the limit (and with the limit lifted) the same header goes on to the real decoder
+    with pytest.raises(ImageError, match="damaged or truncated"):
+        decode_image(_png_header_only(8, 8), "small")
