@@ -1,5 +1,5 @@
 """Folder mode: one image after another (``Upscaler.upscale_file``) against the pipeline
-(``superres.pipeline.upscale_files``: next image decoded and previous one encoded while the network runs).
+(``superres.engine.pipeline.upscale_files``: next image decoded and previous one encoded while the network runs).
 
     python bench/bench_folder.py                        # 8 copies of superres/assets/sample.png (256×256), PNG out
     python bench/bench_folder.py --ext jpg --runs 5
@@ -26,12 +26,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-
 from bench_inference import machine_load
 
+from superres.engine.inference import Upscaler, load_model
+from superres.engine.pipeline import upscale_files
 from superres.imageio import read_image, write_image
-from superres.inference import Upscaler, load_model
-from superres.pipeline import upscale_files
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGE = ROOT / "superres" / "assets" / "sample.png"

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from superres.imresize import imresize
+from superres.quality.imresize import imresize
 
 
 @dataclass(frozen=True)

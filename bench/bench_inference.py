@@ -12,13 +12,13 @@ calls after ``--warmup`` untimed ones. A timed call is one whole image: uint8 ar
 out (decode and encode excluded, as the peer's ``enhance``).
 
 Configurations are ``IMPL:PRECISION[:OPTION...]``:
-- ``superres:fp32|bf16|fp16|auto`` — our engine, ``superres.inference.load_model``; option ``direct``:
+- ``superres:fp32|bf16|fp16|auto`` — our engine, ``superres.engine.inference.load_model``; option ``direct``:
   without the fp32 Winograd kernel (``winograd=False``), the direct conv as PyTorch computes it.
 - ``peer:fp32|fp16`` — ``RealESRGANer`` (fp16 is its ``half=True``, for GPUs).
 - ``eager:fp32|bf16|bf16w`` with options ``cl`` (channels_last), ``compile`` (``torch.compile``) and
   ``freeze`` (compile with Inductor's weight freezing) — the bare network with Real-ESRGAN's tiling
   loop, to see which fast path pays (bf16 = CPU autocast, bf16w = weights and activations in bf16).
-- ``ort:fp32`` — the network exported by ``superres.export`` and run by onnxruntime, same tiling.
+- ``ort:fp32`` — the network exported by ``superres.models.export`` and run by onnxruntime, same tiling.
 
 Columns: output MP/s, ms and CPU-seconds per output MP, peak RSS (and VRAM on GPU), × the peer's
 MP/s at the same tile, % of the hardware limit (this machine's 3×3 conv peak from
@@ -158,7 +158,7 @@ def bare_network_upscaler(
     """uint8 HWC → uint8 HWC through the bare network (eager or onnxruntime) and the tiling loop above."""
     import torch
 
-    from superres.weights import load_network
+    from superres.models.weights import load_network
 
     network, info = load_network(weights)
     network = network.to(device)
@@ -202,7 +202,7 @@ def bare_network_upscaler(
 
 
 def engine_upscaler(config: Config, weights: Path, device: str) -> Callable[[np.ndarray], np.ndarray]:
-    from superres.inference import load_model
+    from superres.engine.inference import load_model
 
     model = load_model(
         weights,
@@ -277,7 +277,7 @@ def flops_per_output_pixel(weights: Path) -> float:
     """Conv FLOPs (2 per multiply-add) of the network per output pixel, counted by hooks on a small input."""
     import torch
 
-    from superres.weights import load_network
+    from superres.models.weights import load_network
 
     network, info = load_network(weights)
     total = 0.0
@@ -541,7 +541,7 @@ def main() -> None:
         images = [args.image] if args.image else [make_input(args.source, size, folder) for size in args.size]
         onnx_path = None
         if any(c.impl == "ort" for c in configs):
-            from superres.export import export_onnx
+            from superres.models.export import export_onnx
 
             onnx_path = export_onnx(args.weights, folder / "model.onnx").path
         measure_peak = not args.no_conv_peak and args.device == "cpu"

@@ -35,7 +35,7 @@ def main() -> None:
 
     from tempfile import TemporaryDirectory
 
-    from superres.weights import load_network
+    from superres.models.weights import load_network
 
     network, info = load_network(args.weights)
     network = network.to(memory_format=torch.channels_last)

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from superres.errors import ConfigError, ImageError
-from superres.registry import DEFAULT_MODEL
+from superres.models.registry import DEFAULT_MODEL
 
 SCALE = 4
 BICUBIC = "bicubic"
@@ -168,13 +168,13 @@ def default_detail_size(hr: np.ndarray, scale: int) -> int:
 
 def bicubic_method(scale: int = SCALE) -> Method:
     """MATLAB ``imresize(LR, scale)``, the baseline row of every SR results table."""
-    from superres.evaluation import Bicubic
+    from superres.quality.evaluation import Bicubic
 
     return Method(BICUBIC, Bicubic(scale).upscale)
 
 
 def upscaler_method(label: str, upscaler, scale: int = SCALE) -> Method:
-    """Wrap a :class:`superres.inference.Upscaler`; a model of another scale is resized to ``scale``."""
+    """Wrap a :class:`superres.engine.inference.Upscaler`; a model of another scale is resized to ``scale``."""
     outscale = None if upscaler.scale == scale else scale
     return Method(label, lambda lr: upscaler.upscale(lr, outscale=outscale))
 
@@ -188,8 +188,8 @@ def model_method(spec: str, scale: int = SCALE, device: str = "auto") -> Method:
     """``"bicubic"``, a registry name (fetched if needed) or a weights file."""
     if spec.casefold() == BICUBIC:
         return bicubic_method(scale)
-    from superres import registry
-    from superres.inference import load_model
+    from superres.engine.inference import load_model
+    from superres.models import registry
 
     path = registry.resolve(spec)
     label = model_label(spec)
@@ -201,11 +201,11 @@ def interpolation_methods(
     psnr_spec: str, gan_spec: str, alphas: Sequence[float] = DEFAULT_ALPHAS, scale: int = SCALE, device: str = "auto"
 ) -> list[Method]:
     """One method per α of network interpolation (ESRGAN §3.4): θ = (1 − α)·θ_PSNR + α·θ_GAN."""
-    from superres import registry
-    from superres.detect import build_network
-    from superres.inference import Upscaler
-    from superres.interpolation import interpolate_state_dicts
-    from superres.weights import load_network
+    from superres.engine.inference import Upscaler
+    from superres.models import registry
+    from superres.models.detect import build_network
+    from superres.models.interpolation import interpolate_state_dicts
+    from superres.models.weights import load_network
 
     psnr_net, psnr_info = load_network(registry.resolve(psnr_spec))
     gan_net, gan_info = load_network(registry.resolve(gan_spec))
@@ -233,8 +233,8 @@ def compare(
     hr: np.ndarray, methods: Sequence[Method], scale: int = SCALE, detail: Box | None = None, title: str = ""
 ) -> Comparison:
     """Make the ×``scale`` LR of ``hr``, run every method on it and score each against ``hr``."""
-    from superres.imresize import imresize
-    from superres.metrics import psnr, ssim
+    from superres.quality.imresize import imresize
+    from superres.quality.metrics import psnr, ssim
 
     hr = crop_to_multiple(hr, scale)
     height, width = hr.shape[:2]

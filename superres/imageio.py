@@ -221,8 +221,10 @@ def check_pixel_limit(width: int, height: int, max_pixels: int | None = DEFAULT_
 
 def probe_size(data: bytes) -> tuple[int, int]:
     """(width, height) of an encoded image, from its header alone: nothing is decoded."""
-    with Image.open(io.BytesIO(data)) as image:
-        return image.size
+    with warnings.catch_warnings():  # Pillow's bomb warning: our own limit decides (check_pixel_limit)
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
 
 
 def read_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageData:

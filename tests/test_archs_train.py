@@ -16,7 +16,6 @@ from superres.archs.vgg import (
 )
 from superres.errors import ConfigError, WeightsError
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -41,7 +41,7 @@ def test_info_json_describes_animevideov3(app: typer.Typer, shared: Path):
 
 def test_info_prints_our_metadata(app: typer.Typer, tmp_path: Path):
     from superres.archs import SRVGGNetCompact
-    from superres.weights import save_network
+    from superres.models.weights import save_network
 
     path = save_network(
         tmp_path / "tiny.safetensors", SRVGGNetCompact(num_feat=4, num_conv=1, upscale=2), "SRVGGNetCompact",

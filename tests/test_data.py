@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from superres.data import (
+from superres.errors import ConfigError
+from superres.train.data import (
     TrainDataset,
     TrainSampler,
     augment,
@@ -20,7 +21,6 @@ from superres.data import (
     pair_lr_paths,
     read_rgb,
 )
-from superres.errors import ConfigError
 
 
 def _coordinate_image(path, height, width):

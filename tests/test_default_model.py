@@ -11,9 +11,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from superres.cli import app
-from superres.evaluation import evaluate
-from superres.registry import DEFAULT_MODEL, get, resolve
-from superres.weights import load_network
+from superres.models.registry import DEFAULT_MODEL, get, resolve
+from superres.models.weights import load_network
+from superres.quality.evaluation import evaluate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

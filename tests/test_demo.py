@@ -11,8 +11,8 @@ from PIL import Image
 
 from superres import demo
 from superres.errors import ConfigError, ImageError
-from superres.imresize import imresize
-from superres.metrics import psnr, ssim
+from superres.quality.imresize import imresize
+from superres.quality.metrics import psnr, ssim
 
 ASSETS = Path(demo.__file__).resolve().parent / "assets"
 
@@ -164,8 +164,8 @@ def test_demo_with_a_compact_model_is_fast(shared: Path, tmp_path: Path):
 def test_alpha_sweep_runs_from_the_psnr_to_the_gan_model(shared: Path, tmp_path: Path):
     import torch
 
-    from superres.inference import Upscaler
-    from superres.weights import load_network, save_network
+    from superres.engine.inference import Upscaler
+    from superres.models.weights import load_network, save_network
 
     psnr_path = shared / "weights" / "realesr-animevideov3.pth"
     net, info = load_network(psnr_path)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from superres.archs import RRDBNet, SRResNet, SRVGGNetCompact
-from superres.detect import (
+from superres.errors import WeightsError
+from superres.models.detect import (
     FAMILIES,
     build_network,
     complete_hparams,
@@ -17,7 +18,6 @@ from superres.detect import (
     describe,
     detect,
 )
-from superres.errors import WeightsError
 
 
 def _small_rrdbnet(scale: int) -> RRDBNet:

@@ -18,7 +18,7 @@ RANK_SCRIPT = textwrap.dedent(
     import sys, torch
     from superres.train.config import load_config
     from superres.train.distributed import setup, teardown
-    from superres.data import TrainSampler
+    from superres.train.data import TrainSampler
     from superres.train.trainer import Trainer
 
     def trainer_sampler(trainer, ctx):

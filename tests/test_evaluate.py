@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from superres.errors import SuperresError
-from superres.evaluation import Bicubic, EvalReport, evaluate
-from superres.imresize import imresize
-from superres.metrics import psnr, ssim
+from superres.quality.evaluation import Bicubic, EvalReport, evaluate
+from superres.quality.imresize import imresize
+from superres.quality.metrics import psnr, ssim
 
 # Bicubic ×4, Y channel, border 4, as published (e.g. Kim et al. VDSR, Lim et al. EDSR tables).
 LITERATURE_BICUBIC_X4 = {"Set5": (28.42, 0.8104), "Set14": (26.00, 0.7027), "BSD100": (25.96, 0.6675)}
@@ -195,7 +195,7 @@ def test_cli_missing_dataset_is_one_line(shared: Path) -> None:
 
 
 def test_load_benchmark_reads_pairs_as_evaluate_does(shared: Path, tmp_path: Path) -> None:
-    from superres.evaluation import load_benchmark
+    from superres.quality.evaluation import load_benchmark
 
     images = load_benchmark(shared / "benchmarks" / "Set14", scale=4)
     assert len(images) == 14
@@ -216,9 +216,9 @@ def test_training_validation_scores_like_evaluate(shared: Path) -> None:
     import torch
 
     from superres.archs import SRVGGNetCompact
-    from superres.detect import describe
-    from superres.evaluation import load_benchmark, network_input, score_image
-    from superres.inference import Upscaler
+    from superres.engine.inference import Upscaler
+    from superres.models.detect import describe
+    from superres.quality.evaluation import load_benchmark, network_input, score_image
     from superres.train.validation import validate
 
     torch.manual_seed(0)

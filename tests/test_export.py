@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from superres import export as export_module
 from superres.archs import RRDBNet
 from superres.errors import SuperresError
-from superres.export import MAX_ABS_DIFF, export_onnx
-from superres.weights import load_network, save_network
+from superres.models import export as export_module
+from superres.models.export import MAX_ABS_DIFF, export_onnx
+from superres.models.weights import load_network, save_network
 
 TINY_RRDB = {"num_feat": 16, "num_block": 2, "num_grow_ch": 8, "scale": 2}
 

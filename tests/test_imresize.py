@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from superres.imresize import contributions, cubic, imresize
+from superres.quality.imresize import contributions, cubic, imresize
 
 # (scale, HR folder, sets) of the MATLAB-made LR files in shared/benchmarks.
 BENCHMARK_PAIRS = [

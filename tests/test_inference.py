@@ -12,12 +12,15 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-import superres.inference as inference
+import superres.engine.budget as budget
+import superres.engine.colour as colour
+import superres.engine.devices as devices
+import superres.engine.inference as inference
 from superres.archs import RRDBNet
-from superres.detect import ModelInfo, describe
+from superres.engine.inference import Upscaler, load_model, resolve_model_path
+from superres.engine.tiling import tile_grid
 from superres.errors import ConfigError, ImageError, WeightsError
-from superres.inference import Upscaler, load_model, resolve_model_path
-from superres.tiling import tile_grid
+from superres.models.detect import ModelInfo, describe
 
 X4PLUS = "RealESRGAN_x4plus_fp16round.pth"
 ANIME = "realesr-animevideov3.pth"
@@ -103,10 +106,10 @@ def test_rrdbnet_default_pad_makes_tiles_seamless(
     (In bf16 the same regions differ by up to 4 levels on 0.2 % of the pixels, anywhere: bf16 rounding
     carries the tiny difference of a truncated context on; the block-wise stripes stay exact in bf16.)"""
     crop = lenna[128:384, 128:384]
-    monkeypatch.setattr(inference, "CPU_BLOCKWISE_MEMORY", 1)  # no block-wise: overlapping regions instead
+    monkeypatch.setattr(budget, "CPU_BLOCKWISE_MEMORY", 1)  # no block-wise: overlapping regions instead
     whole = Upscaler(x4plus._module, x4plus.info, device="cpu", precision="fp32", tile=0).upscale(crop)
     tiled = Upscaler(x4plus._module, x4plus.info, device="cpu", precision="fp32", tile=64).upscale(crop)
-    assert x4plus.tile_pad == inference.RRDBNET_TILE_PAD
+    assert x4plus.tile_pad == budget.RRDBNET_TILE_PAD
     assert _diff(tiled, whole).max() <= 1
 
 
@@ -124,7 +127,7 @@ def test_size_multiple_padding_and_tiles_for_pixel_unshuffle_models() -> None:
 def test_automatic_tile_fits_the_memory_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     network, info = _tiny()
     upscaler = Upscaler(network, info, device="cpu", precision="fp32")
-    per_pixel = inference.activation_bytes_per_pixel(info, "fp32")
+    per_pixel = budget.activation_bytes_per_pixel(info, "fp32")
     monkeypatch.setattr(inference, "memory_budget", lambda device: int(per_pixel * 300 * 300))
     assert upscaler.choose_tile(200, 250) == 250  # fits: the whole image at once
     tile = upscaler.choose_tile(1000, 1000)
@@ -204,7 +207,7 @@ def test_hard_alpha_edges_go_through_the_network(anime: Upscaler, shared: Path) 
     alpha = anime.upscale(rgba)[:, :, 3]
     lanczos = np.asarray(Image.fromarray(small).resize((256, 256), Image.LANCZOS))
     assert _diff(alpha, mask).mean() < 0.75 * _diff(lanczos, mask).mean()  # sharper edges than Lanczos
-    flat = ~inference.hard_alpha_edges(small).repeat(4, 0).repeat(4, 1)
+    flat = ~colour.hard_alpha_edges(small).repeat(4, 0).repeat(4, 1)
     np.testing.assert_array_equal(alpha[flat], lanczos[flat])  # and exact away from them
 
 
@@ -279,11 +282,11 @@ def test_device_and_precision_choices(monkeypatch: pytest.MonkeyPatch) -> None:
     network, info = _tiny()
     upscaler = Upscaler(network, info)
     assert upscaler.device.type == "cpu"
-    assert upscaler.precision == ("bf16" if inference.cpu_has_native_bf16() else "fp32")
-    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: True)
-    assert inference.resolve_precision("auto", torch.device("cpu")) == "bf16"
-    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: False)
-    assert inference.resolve_precision("auto", torch.device("cpu")) == "fp32"  # emulated bf16 is slow: fp32
+    assert upscaler.precision == ("bf16" if devices.cpu_has_native_bf16() else "fp32")
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    assert devices.resolve_precision("auto", torch.device("cpu")) == "bf16"
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    assert devices.resolve_precision("auto", torch.device("cpu")) == "fp32"  # emulated bf16 is slow: fp32
     with pytest.raises(ConfigError, match="unknown precision"):
         Upscaler(network, info, precision="fp8")
     with pytest.raises(ConfigError, match="unknown device"):
@@ -331,7 +334,7 @@ def test_unknown_model_is_a_weights_error(tmp_path: Path) -> None:
 def test_rrdbnet_tail_in_stripes_equals_the_whole_tail(scale: int) -> None:
     """The memory bound of a tile: RRDBNet's upsampling tail run row-stripe by row-stripe is exact."""
     from superres.archs import RRDBNet
-    from superres.inference import run_network
+    from superres.engine.blockwise import run_network
 
     torch.manual_seed(0)
     net = RRDBNet(scale=scale, num_feat=16, num_block=1, num_grow_ch=8).eval()

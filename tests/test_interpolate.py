@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from superres.archs import RRDBNet, SRResNet
 from superres.errors import ConfigError, WeightsError
-from superres.interpolation import interpolate, interpolate_state_dicts
-from superres.weights import load_network, read_state_dict, save_network
+from superres.models.interpolation import interpolate, interpolate_state_dicts
+from superres.models.weights import load_network, read_state_dict, save_network
 
 SRRESNET = {"num_feat": 8, "num_block": 2, "scale": 4}
 

@@ -9,14 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from superres.archs.vgg import VGGFeatureExtractor
-from superres.losses import (
+from superres.train.losses import (
     GANLoss,
     PerceptualLoss,
     PixelLoss,
     ragan_d_loss,
     ragan_g_loss,
 )
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

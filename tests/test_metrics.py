@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from superres.imresize import imresize
-from superres.metrics import psnr, psnr_batch, rgb_to_y, ssim, ssim_batch
+from superres.quality.imresize import imresize
+from superres.quality.metrics import psnr, psnr_batch, rgb_to_y, ssim, ssim_batch
 
 BORDER = 4
 

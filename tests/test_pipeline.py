@@ -1,4 +1,4 @@
-"""``superres.pipeline.upscale_files``: same files as ``upscale_file``, per-job errors and warnings, real overlap."""
+"""``superres.engine.pipeline.upscale_files``: same files as ``upscale_file``, per-job errors and warnings, real overlap."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from superres import pipeline
+import superres
+from superres.engine import pipeline
+from superres.engine.inference import Upscaler, load_model
+from superres.engine.pipeline import FileOutcome, upscale_files
 from superres.errors import ImageError
 from superres.imageio import ImageData, read_image, write_image
-from superres.inference import Upscaler, load_model
-from superres.pipeline import FileOutcome, upscale_files
 
-WEIGHTS = Path(pipeline.__file__).parent / "weights" / "superres_x4.safetensors"
+WEIGHTS = Path(superres.__file__).parent / "weights" / "superres_x4.safetensors"
 WAIT = 10.0  # seconds an event may take to come; only reached when the overlap is broken
 
 

@@ -16,8 +16,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from superres import registry
+import superres
 from superres.errors import WeightsError
+from superres.models import registry
 
 PAYLOAD = b"not really weights, but bytes with a known hash\n" * 100
 
@@ -91,7 +92,7 @@ def test_registry_entries_are_complete_and_pinned():
 def test_bundled_file_agrees_with_its_entry_when_installed():
     entry = registry.get(registry.DEFAULT_MODEL)
     path = registry.local_path(entry)
-    assert path == Path(registry.__file__).resolve().parent / "weights" / "superres_x4.safetensors"
+    assert path == Path(superres.__file__).resolve().parent / "weights" / "superres_x4.safetensors"
     if not path.is_file():
         pytest.skip("the bundled default model has not been trained and shipped yet")
     from safetensors import safe_open

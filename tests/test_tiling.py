@@ -1,4 +1,5 @@
-"""Block-wise execution of RRDBNet (superres.tiling): exact lagged stripes, and regions."""
+"""Block-wise execution of RRDBNet (superres.engine.blockwise, .stripes, .tail): exact lagged stripes, the fast
+tail, and regions."""
 
 from __future__ import annotations
 
@@ -7,24 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
-import superres.inference as inference
-import superres.tiling as tiling
+import superres.engine.budget as budget
+import superres.engine.tail as tail
 from superres.archs import RRDBNet
 from superres.archs.rrdbnet import RESIDUAL_SCALE, ResidualDenseBlock
-from superres.detect import describe
-from superres.inference import Upscaler, load_model
-from superres.tiling import (
-    MIN_STRIPE_ROWS,
-    blockwise_map_bytes,
-    dense_block_in_stripes,
-    nearest_upsample_conv_weight,
-    rrdbnet_body_blockwise,
-    rrdbnet_tail_fast,
-    stripe_rows,
-    tile_grid,
-)
+from superres.engine.blockwise import blockwise_map_bytes, dense_block_in_stripes, rrdbnet_body_blockwise
+from superres.engine.inference import Upscaler, load_model
+from superres.engine.stripes import MIN_STRIPE_ROWS, stripe_rows
+from superres.engine.tail import nearest_upsample_conv_weight, rrdbnet_tail_fast
+from superres.engine.tiling import tile_grid
+from superres.models.detect import describe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -79,14 +75,14 @@ def test_dense_block_in_stripes_computes_each_row_once(monkeypatch: pytest.Monke
     """The point of the lagged stripes: no context is recomputed (tiles with 5 px of it would add 10 rows per cut)."""
     block = _trained_size_block()
     computed_rows: list[int] = []
-    conv2d = tiling.F.conv2d
+    conv2d = F.conv2d
 
     def counting_conv2d(*args: object, **kwargs: object) -> torch.Tensor:
         out = conv2d(*args, **kwargs)
         computed_rows.append(out.shape[-2])
         return out
 
-    monkeypatch.setattr(tiling.F, "conv2d", counting_conv2d)
+    monkeypatch.setattr(F, "conv2d", counting_conv2d)
     height, rows = 50, 8
     x = torch.rand(1, 16, height, 9)
     with torch.inference_mode():
@@ -110,7 +106,7 @@ def test_nearest_upsample_conv_is_a_2x2_conv_per_phase() -> None:
 
 @pytest.mark.parametrize("scale", [1, 2, 4, 8])
 def test_fast_tail_equals_the_tail(scale: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tiling, "STRIPE_PIXELS", 256)  # many windows of rows, at every resolution
+    monkeypatch.setattr(tail, "STRIPE_PIXELS", 256)  # many windows of rows, at every resolution
     torch.manual_seed(scale)
     net = RRDBNet(scale=scale, num_feat=16, num_block=1, num_grow_ch=8).eval()
     for p in net.parameters():  # weights of trained size
@@ -147,14 +143,14 @@ def test_regions_when_the_feature_maps_do_not_fit(monkeypatch: pytest.MonkeyPatc
     fits = Upscaler(net, info, device="cpu", precision="fp32", tile=16, tile_pad=24)
     assert fits.choose_region(64, 48, 16) == 64  # the whole image: one region, block-wise inside
     # room for the maps of a 56×56 region only: regions of 56 − 2·24 = 8 → at least the tile, 16
-    monkeypatch.setattr(inference, "CPU_BLOCKWISE_MEMORY", blockwise_map_bytes(net, 40, 40, torch.float32))
+    monkeypatch.setattr(budget, "CPU_BLOCKWISE_MEMORY", blockwise_map_bytes(net, 40, 40, torch.float32))
     assert fits.choose_region(64, 48, 16) == 16
     seen: list[int] = []
     regions = fits.upscale(image, progress=lambda done, total: seen.append(total))
     assert seen[0] == len(tile_grid(64, 48, 16, 24)) == 12
     assert _diff(regions, whole) <= 1  # 24 px between regions covers this 1-block network's receptive field
     # room for 110 − 2·24 = 62 px on a 200-px side: four equal regions of 50, not 3 × 62 + a 14-px one
-    monkeypatch.setattr(inference, "CPU_BLOCKWISE_MEMORY", blockwise_map_bytes(net, 110, 110, torch.float32))
+    monkeypatch.setattr(budget, "CPU_BLOCKWISE_MEMORY", blockwise_map_bytes(net, 110, 110, torch.float32))
     assert fits.choose_region(200, 150, 16) == 50
 
 

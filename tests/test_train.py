@@ -16,10 +16,10 @@ import torch
 from typer.testing import CliRunner
 
 from superres.errors import ConfigError
+from superres.models.weights import load_network, read_state_dict
 from superres.train import checkpoints as ckpt
 from superres.train import load_config
 from superres.train.trainer import learning_rate, train
-from superres.weights import load_network, read_state_dict
 
 # Tiny models and crops: the point is the machinery, in seconds. One thread: on a shared 2-core
 # machine, small convolutions run many times faster without OpenMP threads competing for cores.

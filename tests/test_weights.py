@@ -16,7 +16,7 @@ from test_detect import to_esrgan_new, to_esrgan_old
 
 from superres.archs import SRResNet, SRVGGNetCompact
 from superres.errors import WeightsError
-from superres.weights import load_network, read_state_dict, save_network, unwrap_checkpoint
+from superres.models.weights import load_network, read_state_dict, save_network, unwrap_checkpoint
 
 X4PLUS = "weights/RealESRGAN_x4plus_fp16round.pth"
 ANIME = "weights/realesr-animevideov3.pth"

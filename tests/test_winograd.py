@@ -1,4 +1,4 @@
-"""Winograd F(4×4, 3×3) for RRDBNet in fp32 on CPU (superres.winograd, csrc/winograd.cpp)."""
+"""Winograd F(4×4, 3×3) for RRDBNet in fp32 on CPU (superres.engine.winograd, csrc/winograd.cpp)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-import superres.winograd as winograd
+import superres.engine.winograd as winograd
 from superres.archs import RRDBNet
 from superres.archs.rrdbnet import RESIDUAL_SCALE, ResidualDenseBlock
-from superres.inference import load_model
-from superres.tiling import _rows_with_context, dense_block_in_stripes, rrdbnet_body_blockwise
-from superres.winograd import WinogradConv, WinogradKernel
+from superres.engine.blockwise import dense_block_in_stripes, rrdbnet_body_blockwise
+from superres.engine.inference import load_model
+from superres.engine.stripes import rows_with_context
+from superres.engine.winograd import WinogradConv, WinogradKernel
 
 CL = torch.channels_last
 
@@ -51,7 +52,7 @@ def test_conv_rows_equal_the_direct_conv(kernel: WinogradKernel, groups: list[in
         maps = [torch.randn(2, c, height, width).contiguous(memory_format=CL) for c in groups]  # a batch of 2
         with torch.inference_mode():
             direct = conv(torch.cat(maps, 1))[:, :, lo:hi]
-            window = _rows_with_context(lo, hi, height)
+            window = rows_with_context(lo, hi, height)
             for slope in (None, 0.2):
                 out = torch.full((2, out_channels, hi - lo, width), float("nan")).contiguous(memory_format=CL)
                 prepared.rows([m[:, :, window] for m in maps], window.start, lo, hi, height, out, slope)
@@ -141,8 +142,8 @@ def test_a_kernel_that_cannot_be_built_falls_back_with_a_warning(monkeypatch: py
     torch.manual_seed(0)
     hparams = {"scale": 4, "num_feat": 32, "num_block": 1, "num_grow_ch": 32}
     net = RRDBNet(**hparams).eval()
-    from superres.detect import describe
-    from superres.inference import Upscaler
+    from superres.engine.inference import Upscaler
+    from superres.models.detect import describe
 
     image = (np.random.default_rng(0).random((12, 10, 3)) * 255).astype(np.uint8)
     upscaler = Upscaler(net, describe("RRDBNet", hparams, net), device="cpu", precision="fp32")
@@ -153,9 +154,9 @@ def test_a_kernel_that_cannot_be_built_falls_back_with_a_warning(monkeypatch: py
 
 
 def test_fast_tail_with_conv_hr_by_winograd_equals_the_tail(kernel: WinogradKernel, monkeypatch: pytest.MonkeyPatch) -> None:
-    import superres.tiling as tiling
+    import superres.engine.tail as tail
 
-    monkeypatch.setattr(tiling, "STRIPE_PIXELS", 40)  # windows of a few rows at every resolution
+    monkeypatch.setattr(tail, "STRIPE_PIXELS", 40)  # windows of a few rows at every resolution
     torch.manual_seed(2)
     net = RRDBNet(num_feat=32, num_block=1, num_grow_ch=32).eval()
     calls = []
@@ -164,7 +165,7 @@ def test_fast_tail_with_conv_hr_by_winograd_equals_the_tail(kernel: WinogradKern
     with torch.inference_mode():
         feat = torch.randn(1, 32, 7, 5).contiguous(memory_format=CL)
         expected = net.forward_tail(feat)
-        got = tiling.rrdbnet_tail_fast(net, feat, winograd=kernel)
+        got = tail.rrdbnet_tail_fast(net, feat, winograd=kernel)
     assert calls  # conv_hr really went through the kernel
     assert (got - expected).abs().max() <= 1e-5 * expected.abs().max()
 
@@ -172,11 +173,12 @@ def test_fast_tail_with_conv_hr_by_winograd_equals_the_tail(kernel: WinogradKern
 @needs_compiler
 def test_auto_precision_takes_fp32_by_winograd_for_rrdbnet_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """Where the kernel outruns bf16 (a CPU with native bf16 but no AMX): fp32, which is also exact to a level."""
-    import superres.inference as inference
-    from superres.detect import describe
-    from superres.inference import Upscaler
+    import superres.engine.devices as devices
+    import superres.engine.inference as inference
+    from superres.engine.inference import Upscaler
+    from superres.models.detect import describe
 
-    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
     monkeypatch.setattr(inference, "cpu_has_amx", lambda: False)
 
     def upscaler(feat: int, grow: int, **options: object) -> Upscaler:

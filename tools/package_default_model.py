@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 import superres
-from superres.weights import load_network, save_network
+from superres.models.weights import load_network, save_network
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ("Set5", "Set14", "BSD100")

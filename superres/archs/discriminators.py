@@ -1,7 +1,7 @@
 """Discriminators for adversarial training: SRGAN's (Ledig et al., Fig. 4) and ESRGAN's VGG-style one.
 
 Both return one *logit* per image, not a probability: the sigmoid of the papers lives inside the
-losses (:mod:`superres.losses`), where ``binary_cross_entropy_with_logits`` computes it stably and the
+losses (:mod:`superres.train.losses`), where ``binary_cross_entropy_with_logits`` computes it stably and the
 relativistic discriminator of ESRGAN needs the raw value C(x) anyway.
 """
 

@@ -2,7 +2,7 @@
 
 Parameter names follow BasicSR / Real-ESRGAN (``conv_first``, ``body.N.rdbK.convJ``, ``conv_body``,
 ``conv_up1``, ``conv_up2``, ``conv_hr``, ``conv_last``), so their checkpoints load as they are.
-The older ESRGAN layouts are converted to these names in :mod:`superres.detect`.
+The older ESRGAN layouts are converted to these names in :mod:`superres.models.detect`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 if TYPE_CHECKING:
-    from superres.evaluation import EvalReport
+    from superres.quality.evaluation import EvalReport
 
 DEFAULT_DATASETS = ("Set5", "Set14", "BSD100")
 
@@ -52,7 +52,7 @@ def eval_command(
 ) -> None:
     """Evaluate like the papers: MATLAB bicubic LR, Y-channel PSNR/SSIM, border = scale."""
     from superres.errors import SuperresError
-    from superres.evaluation import evaluate
+    from superres.quality.evaluation import evaluate
 
     names = _dataset_names(datasets, more_datasets)
     try:

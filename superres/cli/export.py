@@ -24,8 +24,8 @@ def export_onnx_command(
     The graph is the bare network: tiling, padding to the size multiple and clamping are left to the caller.
     """
     from superres.errors import SuperresError
-    from superres.export import MAX_ABS_DIFF, export_onnx
-    from superres.registry import resolve
+    from superres.models.export import MAX_ABS_DIFF, export_onnx
+    from superres.models.registry import resolve
 
     try:
         report = export_onnx(resolve(model), output, opset=opset, overwrite=overwrite)

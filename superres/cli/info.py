@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from superres.detect import ModelInfo
+    from superres.models.detect import ModelInfo
 
 
 def _format(path: Path, info: ModelInfo) -> str:
@@ -39,8 +39,8 @@ def info(
     The architecture is read from our own files' metadata, or detected from the tensors' names and shapes.
     """
     from superres.errors import SuperresError
-    from superres.registry import resolve
-    from superres.weights import load_network
+    from superres.models.registry import resolve
+    from superres.models.weights import load_network
 
     try:
         path = resolve(model, download=False, progress=False)  # inspecting never downloads

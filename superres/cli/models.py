@@ -35,7 +35,7 @@ def _run(make_figure: Callable[[], Path]) -> None:
 
 def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """List the bundled model and the known third-party models, with where each one comes from."""
-    from superres import registry
+    from superres.models import registry
 
     cache = registry.default_cache_dir()
     rows = [
@@ -85,7 +85,7 @@ def demo(
 ) -> None:
     """Show what super-resolution does: HR | bicubic | models on the x4 MATLAB-bicubic LR of IMAGE."""
     from superres import demo as figure
-    from superres import registry
+    from superres.models import registry
 
     chosen = _split(models) or [registry.DEFAULT_MODEL]
     _run(

@@ -52,7 +52,7 @@ def interpolate_command(
 ) -> None:
     """Network interpolation (ESRGAN §3.4): (1 − α)·PSNR + α·GAN, parameter by parameter."""
     from superres.errors import SuperresError
-    from superres.interpolation import interpolate
+    from superres.models.interpolation import interpolate
 
     try:
         path = interpolate(psnr_model, gan_model, alpha, output, overwrite=overwrite)

@@ -22,7 +22,7 @@ import typer
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
-    from superres.inference import Upscaler
+    from superres.engine.inference import Upscaler
 
 
 def register(app: typer.Typer) -> None:
@@ -82,8 +82,8 @@ def upscale_command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
 ) -> None:
     """Upscale images with a super-resolution model, seamlessly tiled to fit memory."""
+    from superres.engine.inference import load_model
     from superres.errors import SuperresError
-    from superres.inference import load_model
 
     if threads is not None:
         if threads < 1:
@@ -182,14 +182,14 @@ def _extension(source: Path, ext: str | None) -> str:
 def _run(jobs: list[Job], upscaler: Upscaler, outscale: float | None, overwrite: bool) -> int:
     """Process the jobs with progress bars; returns the number that failed.
 
-    The jobs to upscale go through :func:`superres.pipeline.upscale_files`, which reads the next
+    The jobs to upscale go through :func:`superres.engine.pipeline.upscale_files`, which reads the next
     image and writes the previous one while the network runs; messages still come job by job, in order.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from superres.engine.pipeline import upscale_files
     from superres.errors import SuperresError
-    from superres.pipeline import upscale_files
 
     failed = written = skipped = 0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

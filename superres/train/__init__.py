@@ -1,5 +1,11 @@
 """Training: SRResNet → SRGAN and RRDB-PSNR → ESRGAN, from YAML presets, resumable, single or multi-process.
 
+* :mod:`~superres.train.config` — dataclass configs, YAML presets (``superres/presets``), ``key=value``.
+* :mod:`~superres.train.data` — HR images, MATLAB-bicubic LR pairs, random patches, the loader.
+* :mod:`~superres.train.losses` — pixel, perceptual (VGG19) and adversarial (BCE, RaGAN) losses.
+* :mod:`~superres.train.trainer` — the loop; :mod:`~superres.train.checkpoints`, :mod:`~superres.train.ema`,
+  :mod:`~superres.train.validation`, :mod:`~superres.train.runlog`, :mod:`~superres.train.distributed`.
+
     >>> from superres.train import load_config, train
     >>> config = load_config("srresnet", ["model.num_block=8", "total_steps=1e5"])
     >>> run_dir = train(config)                 # runs/srresnet/… ; train(config, resume=True) continues

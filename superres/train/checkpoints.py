@@ -83,7 +83,7 @@ def save_checkpoint(
     keep_last: int,
 ) -> Checkpoint:
     """Write checkpoint ``step`` atomically, then delete all but the newest ``keep_last``."""
-    from superres.weights import save_network
+    from superres.models.weights import save_network
 
     root = run_dir / CHECKPOINT_DIR
     root.mkdir(parents=True, exist_ok=True)
@@ -122,7 +122,7 @@ def save_best(
     run_dir: Path, generator: nn.Module, arch: str, hparams: dict[str, Any], metadata: dict[str, str], info: dict
 ) -> Path:
     """Replace ``best.safetensors`` (atomically) and record what made it the best in ``best.json``."""
-    from superres.weights import save_network
+    from superres.models.weights import save_network
 
     path = save_network(run_dir / BEST_FILE, generator, arch, hparams, metadata, overwrite=True)
     tmp = run_dir / f".{BEST_INFO}.tmp-{os.getpid()}"

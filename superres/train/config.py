@@ -41,7 +41,7 @@ class ModelConfig:
 
     def hparams(self) -> dict[str, Any]:
         """Constructor kwargs of the architecture class, complete (defaults filled in)."""
-        from superres.detect import complete_hparams, family
+        from superres.models.detect import complete_hparams, family
 
         entry = family(self.arch)
         options = inspect.signature(entry.network).parameters

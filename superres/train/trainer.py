@@ -115,7 +115,7 @@ class Trainer:
         if latest is not None:
             self._restore(latest)
 
-        from superres.evaluation import load_benchmark
+        from superres.quality.evaluation import load_benchmark
 
         self.val_sets = (
             {Path(v).name: load_benchmark(config.data.resolve(v), self.scale) for v in config.data.val}
@@ -171,7 +171,7 @@ class Trainer:
         self.ctx.barrier()
 
     def _build_models(self, init: bool) -> Models:
-        from superres.detect import build_network
+        from superres.models.detect import build_network
 
         config = self.config
         generator = build_network(self.arch, self.hparams)
@@ -209,7 +209,7 @@ class Trainer:
 
     def _init_generator(self, generator: nn.Module, path: str) -> None:
         """Start from a trained model (GAN stages start from the PSNR-oriented one)."""
-        from superres.weights import load_network
+        from superres.models.weights import load_network
 
         file = Path(path).expanduser()
         if not file.is_file():
@@ -226,7 +226,7 @@ class Trainer:
         generator.load_state_dict(source.state_dict(), strict=True)
 
     def _build_losses(self) -> tuple[nn.Module | None, nn.Module | None, Any]:
-        from superres import losses
+        from superres.train import losses
 
         config = self.config.loss
         pixel = losses.PixelLoss(config.pixel) if config.pixel_weight > 0 else None
@@ -247,7 +247,7 @@ class Trainer:
         return pixel, perceptual, gan
 
     def _build_dataset(self):
-        from superres.data import (
+        from superres.train.data import (
             TrainDataset,
             extract_subimages,
             list_images,
@@ -336,7 +336,7 @@ class Trainer:
     # -------------------------------------------------------------------------------- loop
 
     def run(self) -> Path:
-        from superres.data import TrainSampler, make_loader
+        from superres.train.data import TrainSampler, make_loader
 
         config = self.config
         if self.step >= config.total_steps:

@@ -1,6 +1,6 @@
 """Validation during training: PSNR/SSIM on a benchmark set by the papers' protocol, and image grids.
 
-Scores come from :mod:`superres.metrics` (Y channel of BT.601, ``scale`` border pixels cropped,
+Scores come from :mod:`superres.quality.metrics` (Y channel of BT.601, ``scale`` border pixels cropped,
 output rounded to 8 bits), so the numbers logged here are the numbers ``superres eval`` reports.
 """
 
@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from superres.data import to_tensor, to_uint8
-from superres.evaluation import BenchmarkImage, network_input, score_image
+from superres.quality.evaluation import BenchmarkImage, network_input, score_image
+from superres.train.data import to_tensor, to_uint8
 
 
 @dataclass
@@ -59,7 +59,7 @@ def validate(
 
 def comparison_grid(item: BenchmarkImage, sr: np.ndarray, scale: int, gap: int = 4) -> np.ndarray:
     """Bicubic | SR | HR side by side (H×W×3 uint8), separated by white gaps."""
-    from superres.imresize import imresize
+    from superres.quality.imresize import imresize
 
     bicubic = network_input(np.asarray(imresize(item.lr, float(scale)), dtype=np.uint8))
     h = item.hr.shape[0]

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from superres.detect import ModelInfo
+    from superres.models.detect import ModelInfo
 
 DEFAULT_OPSET = 17
 # float32 round-off through ~70 conv layers (RRDBNet ×4) stays around 1e-6; 1e-4 leaves room for
@@ -145,8 +145,8 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     overwrite: bool = False,
 ) -> ExportReport:
-    """Export the weights file ``model_path`` (any format :func:`superres.weights.load_network` reads)."""
-    from superres.weights import load_network
+    """Export the weights file ``model_path`` (any format :func:`superres.models.weights.load_network` reads)."""
+    from superres.models.weights import load_network
 
     network, info = load_network(model_path)
     return export_network(network, info, out_path, opset=opset, overwrite=overwrite)

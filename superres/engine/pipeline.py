@@ -1,6 +1,6 @@
 """Upscaling a batch of image files with decoding and encoding off the network's path.
 
-:func:`upscale_files` does what :meth:`Upscaler.upscale_file <superres.inference.Upscaler.upscale_file>`
+:func:`upscale_files` does what :meth:`Upscaler.upscale_file <superres.engine.inference.Upscaler.upscale_file>`
 does, file after file, but in three stages that overlap::
 
     reader thread     read 1   read 2        read 3
@@ -38,7 +38,7 @@ from superres.errors import ImageError, SuperresError
 from superres.imageio import ImageData, check_target, read_image, write_image
 
 if TYPE_CHECKING:
-    from superres.inference import Progress, Upscaler
+    from superres.engine.inference import Progress, Upscaler
 
 T = TypeVar("T")
 

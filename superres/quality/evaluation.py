@@ -7,7 +7,7 @@ Data layout (as ``../shared/benchmarks`` and the usual releases)::
 
 HR images whose size is not a multiple of the scale are cropped to one, keeping the top-left
 corner. Without an LR folder the LR is made from the HR with our MATLAB-exact ``imresize``.
-Scoring follows :mod:`superres.metrics` (Y of BT.601, border = scale, 8-bit output).
+Scoring follows :mod:`superres.quality.metrics` (Y of BT.601, border = scale, 8-bit output).
 
 Grayscale HR images (Set14's ``bridge``) are handled as the literature does: the model gets the
 gray LR replicated to RGB, its output is turned back into gray with the full-range BT.601 luma
@@ -27,8 +27,8 @@ import numpy as np
 
 from superres.errors import ImageError, SuperresError
 from superres.imageio import ImageData, read_image, write_image
-from superres.imresize import imresize
-from superres.metrics import PROTOCOL_RGB, PROTOCOL_Y, psnr, rgb_to_y, ssim
+from superres.quality.imresize import imresize
+from superres.quality.metrics import PROTOCOL_RGB, PROTOCOL_Y, psnr, rgb_to_y, ssim
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
@@ -101,7 +101,7 @@ def evaluate(
 ) -> EvalReport:
     """Score ``model`` on benchmark sets under ``data_root``; see the module docstring.
 
-    ``model`` is ``"bicubic"``, a weights path or name for :func:`superres.inference.load_model`,
+    ``model`` is ``"bicubic"``, a weights path or name for :func:`superres.engine.inference.load_model`,
     or an object with ``.upscale(uint8 RGB array)`` and ``.scale`` (an ``Upscaler``).
     ``scale=None`` takes the model's own scale (4 for bicubic). ``save_images`` writes each SR
     output to ``<save_images>/<Set>/<stem>.png``; existing files are an error unless ``overwrite``.
@@ -131,7 +131,7 @@ def evaluate(
         "ssim": {"window": 11, "sigma": 1.5, "K1": 0.01, "K2": 0.03, "region": "valid"},
         "sr_output": "clamped and rounded to uint8",
         "hr": f"cropped to a multiple of {scale}, top-left kept",
-        "lr": f"LR_bicubic/X{scale} files where present, else superres.imresize (MATLAB bicubic)",
+        "lr": f"LR_bicubic/X{scale} files where present, else superres.quality.imresize (MATLAB bicubic)",
     }
     return EvalReport(protocol=protocol, results=results)
 
@@ -144,7 +144,7 @@ def _resolve_model(
     if isinstance(model, str) and model == "bicubic":
         return Bicubic(scale if scale is not None else 4), "bicubic"
     if isinstance(model, (str, Path)):
-        from superres.inference import load_model
+        from superres.engine.inference import load_model
 
         upscaler, name = load_model(model, device=device, precision=precision, tile=tile), str(model)
     else:

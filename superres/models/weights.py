@@ -3,7 +3,7 @@
 superres writes safetensors (no code can hide in them) with JSON metadata that names the architecture,
 its hyper-parameters and the scale, so our own files need no guessing. Third-party ``.pth`` files
 (ESRGAN, Real-ESRGAN, BasicSR) are read with ``torch.load(weights_only=True)`` only: a pickle that
-would call a function is refused, never run. Their architecture is recognised by :mod:`superres.detect`.
+would call a function is refused, never run. Their architecture is recognised by :mod:`superres.models.detect`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from superres.detect import Detected, ModelInfo, StateDict, build_network, complete_hparams, describe, detect
 from superres.errors import WeightsError
+from superres.models.detect import Detected, ModelInfo, StateDict, build_network, complete_hparams, describe, detect
 
 # Version of the metadata written by save_network; files from a newer superres are refused.
 FORMAT_VERSION = 1

@@ -38,7 +38,7 @@ class ModelEntry:
     """One known model. ``url is None`` marks the model shipped inside the package."""
 
     name: str
-    arch: str  # "RRDBNet" | "SRResNet" | "SRVGGNetCompact", as superres.detect names them
+    arch: str  # "RRDBNet" | "SRResNet" | "SRVGGNetCompact", as superres.models.detect names them
     scale: int
     license: str
     homepage: str
@@ -185,7 +185,7 @@ def default_cache_dir() -> Path:
 
 def bundled_dir() -> Path:
     """The folder inside the installed package that holds the bundled weights."""
-    return Path(__file__).resolve().parent / "weights"
+    return Path(__file__).resolve().parent.parent / "weights"
 
 
 def local_path(entry: ModelEntry, cache_dir: Path | None = None) -> Path:

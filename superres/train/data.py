@@ -82,7 +82,7 @@ def bicubic_downscale(hr: np.ndarray, scale: int, quantize: bool = True) -> np.n
     resizes a uint8 image and rounds after each axis pass, so the crop goes through ``imresize`` as
     uint8. Training inputs then match test inputs level for level.
     """
-    from superres.imresize import imresize
+    from superres.quality.imresize import imresize
 
     if quantize:
         hr8 = np.round(np.clip(hr, 0.0, 1.0) * 255.0).astype(np.uint8)

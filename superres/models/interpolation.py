@@ -44,7 +44,7 @@ def interpolate(
     psnr_path: str | Path, gan_path: str | Path, alpha: float, out_path: str | Path, overwrite: bool = False
 ) -> Path:
     """Blend two weight files of the same architecture and hyper-parameters into ``out_path`` (safetensors)."""
-    from superres.weights import load_network, save_network
+    from superres.models.weights import load_network, save_network
 
     psnr_model, psnr_info = load_network(psnr_path)
     gan_model, gan_info = load_network(gan_path)
