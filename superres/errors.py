@@ -13,5 +13,9 @@ class ImageError(SuperresError):
     """An image could not be read or written."""
 
 
+class PixelLimitError(ImageError):
+    """An image has more pixels than the limit allows (a decompression bomb, or a limit to raise)."""
+
+
 class ConfigError(SuperresError):
     """A configuration (preset, YAML, key=value override) is invalid."""

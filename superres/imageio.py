@@ -43,7 +43,7 @@ import numpy as np
 import png
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from superres.errors import ImageError
+from superres.errors import ConfigError, ImageError, PixelLimitError
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _EXIF_ORIENTATION = 0x0112  # EXIF 2.3, tag 274
@@ -211,9 +211,9 @@ def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def check_pixel_limit(width: int, height: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
-    """An :class:`ImageError` when ``width × height`` exceeds ``max_pixels`` (``None``: no limit of ours)."""
+    """A :class:`PixelLimitError` when ``width × height`` exceeds ``max_pixels`` (``None``: no limit of ours)."""
     if max_pixels is not None and width * height > max_pixels:
-        raise ImageError(
+        raise PixelLimitError(
             f"{width}×{height} is {width * height / 1e6:.1f} Mpx, over the limit of {max_pixels / 1e6:g} Mpx "
             f"(a decompression bomb, or raise the limit with --max-pixels)"
         )
@@ -248,12 +248,12 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int | None = DEFA
     try:
         check_pixel_limit(*probe_size(data), max_pixels)
         return _decode(data)
-    except ImageError as exc:  # a mode superres does not handle
-        raise ImageError(f"{path}: {exc}") from None
+    except ImageError as exc:  # over the pixel limit, or a mode superres does not handle
+        raise type(exc)(f"{path}: {exc}") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image file (or a format Pillow cannot read)") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"{path}: {exc}") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own limit, where ours is off
+        raise PixelLimitError(f"{path}: {exc}") from None
     except _DECODE_ERRORS as exc:
         raise ImageError(f"{path}: damaged or truncated image ({exc})") from None
 
@@ -338,9 +338,16 @@ def _writable_format(path: Path, overwrite: bool) -> tuple[str, bool, bool]:
     return output_format(path)
 
 
-def write_image(path: str | os.PathLike[str], image: ImageData, overwrite: bool = False) -> Path:
-    """Encode ``image`` by the extension of ``path`` (.png, .jpg/.jpeg, .webp); returns the path."""
+def write_image(
+    path: str | os.PathLike[str], image: ImageData, overwrite: bool = False, quality: int | None = None
+) -> Path:
+    """Encode ``image`` by the extension of ``path`` (.png, .jpg/.jpeg, .webp); returns the path.
+
+    ``quality`` (1–100) is JPEG's or WebP's (default 95); PNG is lossless and ignores it.
+    """
     path = Path(path)
+    if quality is not None and not 1 <= quality <= 100:
+        raise ConfigError(f"quality must lie in 1…100, not {quality}")
     fmt, holds_alpha, holds_16 = _writable_format(path, overwrite)
     pixels = image.pixels
     if pixels.dtype == np.uint16 and not holds_16:
@@ -365,7 +372,7 @@ def write_image(path: str | os.PathLike[str], image: ImageData, overwrite: bool 
             if pixels.dtype == np.uint16:
                 _write_png16(out, pixels, image.icc_profile)
             else:
-                _write_pillow(out, pixels, fmt, image)
+                _write_pillow(out, pixels, fmt, image, quality)
         os.replace(tmp, path)
     except OSError as exc:
         raise ImageError(f"{path}: cannot write ({exc.strerror or exc})") from None
@@ -387,7 +394,9 @@ def flatten_on_white(pixels: np.ndarray) -> np.ndarray:
     return flat[..., 0] if flat.shape[-1] == 1 else flat
 
 
-def _write_pillow(out: io.BufferedWriter, pixels: np.ndarray, fmt: str, image: ImageData) -> None:
+def _write_pillow(
+    out: io.BufferedWriter, pixels: np.ndarray, fmt: str, image: ImageData, quality: int | None = None
+) -> None:
     options: dict[str, object] = {}
     if image.icc_profile:
         options["icc_profile"] = image.icc_profile
@@ -395,9 +404,9 @@ def _write_pillow(out: io.BufferedWriter, pixels: np.ndarray, fmt: str, image: I
         options["exif"] = image.exif
     if fmt == "JPEG":
         # 4:4:4 chroma: 4:2:0 would halve the colour resolution the network just doubled or quadrupled
-        options.update(quality=JPEG_QUALITY, subsampling=0)
+        options.update(quality=quality or JPEG_QUALITY, subsampling=0)
     elif fmt == "WEBP":
-        options.update(quality=WEBP_QUALITY)
+        options.update(quality=quality or WEBP_QUALITY)
     array_to_pil(pixels).save(out, format=fmt, **options)
 
 

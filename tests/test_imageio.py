@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageFile, ImageOps
 
-from superres.errors import ImageError
+from superres.errors import ImageError, PixelLimitError
 from superres.imageio import ImageData, apply_orientation, read_image, write_image
 
 
@@ -191,7 +191,7 @@ def test_pixel_limit_is_checked_from_the_header_before_decoding(tmp_path: Path) 
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(_png_header_only(10000, 10000))  # 100 Mpx claimed in ~100 bytes
     start = time.perf_counter()
-    with pytest.raises(ImageError, match=r"bomb.png: 10000×10000 is 100.0 Mpx, over the limit of 64 Mpx"):
+    with pytest.raises(PixelLimitError, match=r"bomb.png: 10000×10000 is 100.0 Mpx, over the limit of 64 Mpx"):
         read_image(bomb)
     assert time.perf_counter() - start < 1.0  # refused from the header, not after decoding
     with pytest.raises(ImageError, match="over the limit of 0.0001 Mpx"):

@@ -8,10 +8,15 @@ paper shows it removes the GAN model's artefacts with less loss of detail than b
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
 from superres.errors import ConfigError, WeightsError
+
+if TYPE_CHECKING:
+    from superres.models.detect import ModelInfo
 
 
 def interpolate_state_dicts(
@@ -40,30 +45,41 @@ def interpolate_state_dicts(
     return out
 
 
+def check_interpolable(psnr: ModelInfo, gan: ModelInfo) -> None:
+    """A :class:`WeightsError` unless the two models share architecture, scale and hyper-parameters."""
+    if (psnr.arch, psnr.scale) != (gan.arch, gan.scale):
+        raise WeightsError(
+            f"cannot interpolate a {psnr.arch} ×{psnr.scale} with a {gan.arch} ×{gan.scale}: "
+            "both models must have the same architecture"
+        )
+    if psnr.hparams != gan.hparams:
+        raise WeightsError(
+            f"cannot interpolate {psnr.arch} models with different hyper-parameters: {psnr.hparams} vs {gan.hparams}"
+        )
+
+
+def interpolate_networks(
+    psnr: tuple[nn.Module, ModelInfo], gan: tuple[nn.Module, ModelInfo], alpha: float
+) -> tuple[nn.Module, ModelInfo]:
+    """The blended network (built in ``psnr``'s module, which is changed in place) and its info."""
+    (psnr_model, psnr_info), (gan_model, gan_info) = psnr, gan
+    check_interpolable(psnr_info, gan_info)
+    blended = interpolate_state_dicts(psnr_model.state_dict(), gan_model.state_dict(), alpha)
+    psnr_model.load_state_dict(blended, strict=True)
+    return psnr_model, psnr_info
+
+
 def interpolate(
     psnr_path: str | Path, gan_path: str | Path, alpha: float, out_path: str | Path, overwrite: bool = False
 ) -> Path:
     """Blend two weight files of the same architecture and hyper-parameters into ``out_path`` (safetensors)."""
     from superres.models.weights import load_network, save_network
 
-    psnr_model, psnr_info = load_network(psnr_path)
-    gan_model, gan_info = load_network(gan_path)
-    if (psnr_info.arch, psnr_info.scale) != (gan_info.arch, gan_info.scale):
-        raise WeightsError(
-            f"cannot interpolate a {psnr_info.arch} ×{psnr_info.scale} with a {gan_info.arch} ×{gan_info.scale}: "
-            "both models must have the same architecture"
-        )
-    if psnr_info.hparams != gan_info.hparams:
-        raise WeightsError(
-            f"cannot interpolate {psnr_info.arch} models with different hyper-parameters: "
-            f"{psnr_info.hparams} vs {gan_info.hparams}"
-        )
-    blended = interpolate_state_dicts(psnr_model.state_dict(), gan_model.state_dict(), alpha)
-    psnr_model.load_state_dict(blended, strict=True)
+    model, info = interpolate_networks(load_network(psnr_path), load_network(gan_path), alpha)
     metadata = {
         "interpolation": f"(1 - alpha) * PSNR + alpha * GAN, ESRGAN §3.4; alpha={alpha}",
         "interpolation_psnr_model": Path(psnr_path).name,
         "interpolation_gan_model": Path(gan_path).name,
         "interpolation_alpha": repr(float(alpha)),
     }
-    return save_network(out_path, psnr_model, psnr_info.arch, psnr_info.hparams, metadata, overwrite=overwrite)
+    return save_network(out_path, model, info.arch, info.hparams, metadata, overwrite=overwrite)
