@@ -359,6 +359,18 @@ def test_a_failing_job_fails_alone(client: TestClient, small: bytes) -> None:
     assert wait(client, good["id"])["state"] == "done"
 
 
+def test_two_workers_share_one_model_and_give_the_same_pixels(tmp_path: Path, shared: Path) -> None:
+    images = [crop_png(shared, (40, 32), name) for name in ("Set5/HR/baby.png", "Set5/HR/bird.png")]
+    with serve(tmp_path, workers=2) as client:
+        jobs = [submit(client, images[i % 2], tile="16")["id"] for i in range(4)]
+        results = []
+        for job_id in jobs:
+            assert wait(client, job_id)["state"] == "done"
+            results.append(client.get(f"/api/jobs/{job_id}/result").content)
+        assert len(client.app.state.store.models._loaded) == 1
+    assert results[0] == results[2] and results[1] == results[3] and results[0] != results[1]
+
+
 def test_queue_is_bounded(tmp_path: Path, shared: Path, small: bytes) -> None:
     with serve(tmp_path, max_queue=1) as client:
         long = submit(client, crop_png(shared, (192, 192)), tile="16")

@@ -165,7 +165,7 @@ def test_page_upscales_compares_downloads_and_cancels(server: str, browser, tmp_
     page.close()
 
 
-def test_page_fits_a_phone_and_shows_errors_from_the_server(server: str, browser, tmp_path: Path) -> None:
+def test_page_on_a_phone_errors_drop_and_paste(server: str, browser, tmp_path: Path) -> None:
     page = browser.new_page(viewport={"width": 390, "height": 800})
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -183,5 +183,25 @@ def test_page_fits_a_phone_and_shows_errors_from_the_server(server: str, browser
     sync_api.expect(page.locator("#viewport")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     _screenshot(page, "web_phone.png", tmp_path, for_docs=False)
+
+    # a file dropped on the drop zone, and an image pasted from the clipboard (as the browser hands them over)
+    page.evaluate(
+        """async () => {
+        const canvas = Object.assign(document.createElement("canvas"), { width: 24, height: 16 });
+        canvas.getContext("2d").fillRect(4, 4, 8, 8);
+        const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+        const dropped = new DataTransfer();
+        dropped.items.add(new File([blob], "dropped.png", { type: "image/png" }));
+        document.querySelector("#drop").dispatchEvent(new DragEvent("drop", { dataTransfer: dropped, bubbles: true }));
+        const pasted = new DataTransfer();
+        pasted.items.add(new File([blob], "image.png", { type: "image/png" }));
+        document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: pasted }));
+    }"""
+    )
+    for index, name in ((2, "dropped.png"), (3, "pasted-")):
+        job = page.locator(".job").nth(index)
+        sync_api.expect(job.locator(".name")).to_contain_text(name)
+        sync_api.expect(job).to_have_attribute("data-state", "done", timeout=60_000)
+        sync_api.expect(job.locator(".detail")).to_contain_text("96×64")
     assert errors == []
     page.close()

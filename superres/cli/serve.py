@@ -39,7 +39,7 @@ def serve(
         import uvicorn
 
         from superres.web.app import Settings, create_app
-        from superres.web.guards import is_loopback
+        from superres.web.guards import WILDCARDS, is_loopback
         from superres.web.jobs import default_work_dir
     except ImportError as exc:
         _fail(f"superres serve needs the web extra ({exc.name} is missing): pip install 'superres[web]'")
@@ -75,7 +75,8 @@ def serve(
     except SuperresError as exc:
         _fail(str(exc))
 
-    shown = "localhost" if host in ("127.0.0.1", "localhost") else host
+    # the page's address: loopback is always answered, whatever the server is bound to
+    shown = host if not (is_loopback(host) or host in WILDCARDS) else "localhost"
     url = f"http://{shown if ':' not in shown else f'[{shown}]'}:{port}/" + (f"?token={token}" if token else "")
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
 

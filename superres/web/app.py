@@ -169,8 +169,8 @@ class _Api:
         )
 
     async def upload_weights(self, request: Request) -> Response:
-        data, filename, _ = await _read_form(request, "weights", ())
-        choice = await run_in_threadpool(self.catalog.add_upload, data, filename)
+        async with _form(request, "weights", ()) as (upload, _), self._checks:
+            choice = await run_in_threadpool(self.catalog.add_upload, await upload.read(), upload.filename or "")
         return JSONResponse(choice.to_dict(strength_partners(choice, self.catalog.choices())), status_code=201)
 
     async def create_job(self, request: Request) -> Response:
@@ -241,16 +241,22 @@ class _Api:
             raise HTTPException(404, "no such job (unknown, deleted, or expired)") from None
 
     async def _submit(self, request: Request) -> Job:
-        data, filename, fields = await _read_form(request, "image", FIELDS)
-        options = parse_options(fields, self.catalog, self.settings.default_model)
-        name = safe_label(filename)
-        async with self._checks:  # refuses bombs (413), damaged files and non-images (422) now, not later
-            await run_in_threadpool(decode_image, data, name, self.store.max_pixels)
-        return await run_in_threadpool(self.store.submit, data, name, options)
+        async with _form(request, "image", FIELDS) as (upload, fields):
+            options = parse_options(fields, self.catalog, self.settings.default_model)
+            name = safe_label(upload.filename or "")
+            # Starlette has spooled the upload to a temporary file; only _CHECKS_AT_ONCE are read into
+            # memory and decoded at a time. Bombs (413), damaged files and non-images (422) are refused now.
+            async with self._checks:
+                data = await upload.read()
+                await run_in_threadpool(decode_image, data, name, self.store.max_pixels)
+                return await run_in_threadpool(self.store.submit, data, name, options)
 
 
-async def _read_form(request: Request, file_field: str, fields: tuple[str, ...]) -> tuple[bytes, str, dict[str, str]]:
-    """(file bytes, the client's file name, text fields) of a multipart request; unknown fields are refused."""
+@contextlib.asynccontextmanager
+async def _form(
+    request: Request, file_field: str, fields: tuple[str, ...]
+) -> AsyncIterator[tuple[UploadFile, dict[str, str]]]:
+    """(the uploaded file, the text fields) of a multipart request; unknown fields are refused."""
     async with request.form(max_files=1, max_fields=len(fields) + 1, max_part_size=64 << 10) as form:
         unknown = sorted(set(form.keys()) - {file_field, *fields})
         if unknown:
@@ -258,9 +264,7 @@ async def _read_form(request: Request, file_field: str, fields: tuple[str, ...])
         upload = form.get(file_field)
         if not isinstance(upload, UploadFile):
             raise ConfigError(f"send the file as the multipart field {file_field!r}")
-        data = await upload.read()
-        text = {key: value for key, value in form.items() if isinstance(value, str) and value.strip()}
-        return data, upload.filename or "", text
+        yield upload, {key: value for key, value in form.items() if isinstance(value, str) and value.strip()}
 
 
 def parse_options(fields: dict[str, str], catalog: ModelCatalog, default_model: str) -> JobOptions:

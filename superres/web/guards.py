@@ -174,7 +174,7 @@ class Guard:
             return _error(401, "this server needs its token: open the URL superres serve printed, or send "
                           "'Authorization: Bearer TOKEN'")
         length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > policy.max_upload_bytes):
+        if length is not None and length.isdigit() and int(length) > policy.max_upload_bytes:
             return self._too_large()
         return None
 

@@ -39,7 +39,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from superres.errors import ConfigError, SuperresError
+from superres.errors import ConfigError, ImageError, SuperresError
 from superres.imageio import DEFAULT_MAX_PIXELS, WRITE_FORMATS, ImageData, decode_image, write_image
 from superres.models.registry import DEFAULT_MODEL
 from superres.web.models import ModelCache, ModelKey, safe_label
@@ -191,13 +191,17 @@ class JobStore:
 
     def submit(self, data: bytes, name: str, options: JobOptions) -> Job:
         """Queue an upload (already checked to decode). Raises :class:`QueueFull` past ``max_queue``."""
+        job_id = secrets.token_hex(16)
+        job = Job(job_id, safe_label(name), options, self.work_dir / f"{job_id}.input")
         with self._lock:
-            if sum(job.state not in FINISHED for job in self._jobs.values()) >= self.max_queue:
+            if sum(other.state not in FINISHED for other in self._jobs.values()) >= self.max_queue:
                 raise QueueFull(f"{self.max_queue} jobs are already waiting or running; try again later")
-            job_id = secrets.token_hex(16)
-            job = Job(job_id, safe_label(name), options, self.work_dir / f"{job_id}.input")
+            self._jobs[job_id] = job  # holds its place in the queue while its file is written
+        try:
             job.input_path.write_bytes(data)
-            self._jobs[job_id] = job
+        except OSError as exc:
+            self.remove(job_id)
+            raise ImageError(f"{job.name}: the server cannot store the upload ({exc.strerror or exc})") from None
         self._pool.submit(self._run, job)
         return job
 
