@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import shutil
 import time
 import zipfile
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from superres.errors import ConfigError  # noqa: E402
 from superres.imageio import ImageData, decode_image, write_image  # noqa: E402
 from superres.web.app import Settings, create_app  # noqa: E402
 from superres.web.jobs import JobStore  # noqa: E402
-from superres.web.models import ModelCache, ModelCatalog  # noqa: E402
+from superres.web.catalog import ModelCache, ModelCatalog  # noqa: E402
 
 BASE = "http://127.0.0.1:8000"
 
@@ -434,6 +435,30 @@ def test_serve_refuses_to_bind_off_loopback_without_a_token() -> None:
     result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", "8123"])
     assert result.exit_code == 1
     assert "pass --token" in result.output
+
+
+def test_serve_on_a_port_in_use_leaves_that_servers_results_alone() -> None:
+    import socket
+
+    from typer.testing import CliRunner
+
+    from superres.cli import app
+    from superres.web.jobs import default_work_dir
+
+    with socket.socket() as other_server:
+        other_server.bind(("127.0.0.1", 0))
+        other_server.listen()
+        port = other_server.getsockname()[1]
+        work = default_work_dir(port)
+        work.mkdir()
+        (work / ".superres-serve").touch()
+        (work / "result.png").write_bytes(b"theirs")
+        try:
+            result = CliRunner().invoke(app, ["serve", "--port", str(port)])
+            assert result.exit_code == 1 and "is another server there?" in result.output
+            assert (work / "result.png").read_bytes() == b"theirs"
+        finally:
+            shutil.rmtree(work)
 
 
 def test_the_server_module_imports_no_torch() -> None:

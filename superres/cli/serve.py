@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import socket
 import threading
 import time
 import webbrowser
@@ -61,6 +62,8 @@ def serve(
         import torch
 
         torch.set_num_threads(threads or max(1, torch.get_num_threads() // workers))  # workers share the cores
+    listener = _listen(host, port)  # before the work folder is emptied: a port in use is another server's
+    port = listener.getsockname()[1]
     try:
         settings = Settings(
             host=host,
@@ -69,7 +72,7 @@ def serve(
             max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels,
             workers=workers,
             keep_minutes=keep_minutes,
-            work_dir=default_work_dir(port) if port else None,
+            work_dir=default_work_dir(port),
         )
         app = create_app(settings)
     except SuperresError as exc:
@@ -89,7 +92,23 @@ def serve(
                 webbrowser.open(url)
 
     threading.Thread(target=announce, daemon=True).start()
-    server.run()
+    server.run(sockets=[listener])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (``--port 0``: a free one), or one clear line and exit 1."""
+    try:
+        family = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)[0][0]
+        listener = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}: {exc.strerror or exc}")
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        _fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); is another server there? Try another --port")
+    return listener
 
 
 def _fail(message: str) -> NoReturn:

@@ -50,7 +50,7 @@ from superres.imageio import DEFAULT_MAX_PIXELS, decode_image
 from superres.models.registry import DEFAULT_MODEL
 from superres.web.guards import Guard, Policy, allowed_hosts
 from superres.web.jobs import FINISHED, Job, JobOptions, JobState, JobStore, QueueFull
-from superres.web.models import ModelCache, ModelCatalog, safe_label, strength_partners
+from superres.web.catalog import ModelCache, ModelCatalog, safe_label, strength_partners
 
 STATIC = Path(__file__).resolve().parent / "static"
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")

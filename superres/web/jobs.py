@@ -2,7 +2,7 @@
 
 A job goes ``queued → running → done | failed | cancelled``. Workers (``workers`` threads, one by
 default) take jobs in the order they came; each job reads its upload, gets its model from the one
-shared :class:`~superres.web.models.ModelCache`, upscales with the same engine as ``superres
+shared :class:`~superres.web.catalog.ModelCache`, upscales with the same engine as ``superres
 upscale`` and writes the result with :func:`superres.imageio.write_image`, which keeps mode, depth,
 alpha, ICC profile and EXIF as the CLI does.
 
@@ -42,7 +42,7 @@ from typing import Any
 from superres.errors import ConfigError, ImageError, SuperresError
 from superres.imageio import DEFAULT_MAX_PIXELS, WRITE_FORMATS, ImageData, decode_image, write_image
 from superres.models.registry import DEFAULT_MODEL
-from superres.web.models import ModelCache, ModelKey, safe_label
+from superres.web.catalog import ModelCache, ModelKey, safe_label
 
 log = logging.getLogger("superres.web")
 
@@ -246,14 +246,18 @@ class JobStore:
             raise ConfigError("none of these jobs has a result (unknown, unfinished or expired)")
         path = self.work_dir / f"{secrets.token_hex(16)}.zip"
         names: set[str] = set()
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-            for job in jobs:
-                name, stem, n = job.download_name, Path(job.download_name), 1
-                while name in names:  # two uploads of photo.png: photo_x4.png, photo_x4-2.png
-                    n += 1
-                    name = f"{stem.stem}-{n}{stem.suffix}"
-                names.add(name)
-                archive.write(job.output_path, name)
+        try:
+            with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+                for job in jobs:
+                    name, stem, n = job.download_name, Path(job.download_name), 1
+                    while name in names:  # two uploads of photo.png: photo_x4.png, photo_x4-2.png
+                        n += 1
+                        name = f"{stem.stem}-{n}{stem.suffix}"
+                    names.add(name)
+                    archive.write(job.output_path, name)
+        except OSError as exc:  # a result expired meanwhile, or the disk is full
+            path.unlink(missing_ok=True)
+            raise ImageError(f"cannot make the zip ({exc.strerror or exc})") from None
         return path
 
     def expire(self, now: float | None = None) -> int:
