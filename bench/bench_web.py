@@ -179,11 +179,20 @@ def refusals(url: str) -> list[tuple[str, int, bool]]:
         return client.call("GET", "/api/health")[0] == 200
 
     cases = [
-        ("decompression bomb (10000×10000 PNG, 12 KB)", lambda: client.call("POST", "/api/jobs", multipart(bomb.getvalue(), "bomb.png"))),
+        (
+            "decompression bomb (10000×10000 PNG, 12 KB)",
+            lambda: client.call("POST", "/api/jobs", multipart(bomb.getvalue(), "bomb.png")),
+        ),
         ("truncated PNG", lambda: client.call("POST", "/api/jobs", multipart(good[: len(good) // 2], "cut.png"))),
         ("text file named .png", lambda: client.call("POST", "/api/jobs", multipart(b"just text\n" * 20, "notes.png"))),
-        ("foreign Host (DNS rebinding)", lambda: client.call("GET", "/api/health", headers={"Host": "evil.example:80"})),
-        ("foreign Origin", lambda: client.call("POST", "/api/jobs", multipart(good, "a.png"), {"Origin": "http://evil.example"})),
+        (
+            "foreign Host (DNS rebinding)",
+            lambda: client.call("GET", "/api/health", headers={"Host": "evil.example:80"}),
+        ),
+        (
+            "foreign Origin",
+            lambda: client.call("POST", "/api/jobs", multipart(good, "a.png"), {"Origin": "http://evil.example"}),
+        ),
         ("150 MB upload, Content-Length", lambda: big_upload(client, chunked=False)),
         ("150 MB upload, chunked", lambda: big_upload(client, chunked=True)),
     ]
@@ -200,7 +209,9 @@ def big_upload(client: Client, chunked: bool) -> tuple[int, bytes]:
     head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="huge.png"\r\n\r\n'.encode()
     try:
         if chunked:
-            connection.request("POST", "/api/jobs", body=iter([head, *[chunk] * 150]), headers=headers, encode_chunked=True)
+            connection.request(
+                "POST", "/api/jobs", body=iter([head, *[chunk] * 150]), headers=headers, encode_chunked=True
+            )
         else:
             connection.putrequest("POST", "/api/jobs", skip_host=True)
             for key, value in {**headers, "Content-Length": str(150 * len(chunk) + len(head))}.items():
@@ -219,8 +230,9 @@ def big_upload(client: Client, chunked: bool) -> tuple[int, bytes]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--uploads", type=int, default=5, help="uploads per client, one after another")
     parser.add_argument("--size", type=int, default=64, help="side of the square crops, pixels")
@@ -249,13 +261,18 @@ def main() -> None:
             process.terminate()
             process.wait(10)
 
-    print(f"## superres serve: {args.clients} clients × {args.uploads} uploads, {args.size}×{args.size} → ×4, "
-          f"--workers {args.workers}, --threads {args.threads or 'default'}, {os.cpu_count()} CPUs, load {' '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
+    load_average = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"## superres serve: {args.clients} clients × {args.uploads} uploads, {args.size}×{args.size} → ×4, "
+        f"--workers {args.workers}, --threads {args.threads or 'default'}, {os.cpu_count()} CPUs, load {load_average}\n"
+    )
     print("| jobs | done (right size) | wall s | images/s | p50 s | p90 s | p99 s | max s | peak RSS MB |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    latency = result["latency_s"]
-    print(f"| {result['jobs']} | {result['done_right_size']} | {result['wall_s']} | {result['images_per_s']} | "
-          f"{latency['p50']} | {latency['p90']} | {latency['p99']} | {latency['max']} | {memory.get('peak_rss_mb', '–')} |\n")
+    latency, peak = result["latency_s"], memory.get("peak_rss_mb", "–")
+    print(
+        f"| {result['jobs']} | {result['done_right_size']} | {result['wall_s']} | {result['images_per_s']} | "
+        f"{latency['p50']} | {latency['p90']} | {latency['p99']} | {latency['max']} | {peak} |\n"
+    )
     print("| refused request | status | server healthy after |")
     print("|---|---:|---|")
     for what, status, healthy in checks:

@@ -20,13 +20,13 @@ from PIL import Image, ImageCms
 
 pytest.importorskip("starlette")
 pytest.importorskip("multipart")
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
-from superres.errors import ConfigError  # noqa: E402
-from superres.imageio import ImageData, decode_image, write_image  # noqa: E402
-from superres.web.app import Settings, create_app  # noqa: E402
-from superres.web.jobs import JobStore  # noqa: E402
-from superres.web.catalog import ModelCache, ModelCatalog  # noqa: E402
+from superres.errors import ConfigError
+from superres.imageio import ImageData, decode_image, write_image
+from superres.web.app import Settings, create_app
+from superres.web.catalog import ModelCache, ModelCatalog
+from superres.web.jobs import JobStore
 
 BASE = "http://127.0.0.1:8000"
 
@@ -146,16 +146,22 @@ def test_upscale_answers_with_the_image_and_keeps_depth_alpha_icc_exif(
     exif[0x010F] = "superres-test-camera"  # Make
     jpeg = io.BytesIO()
     Image.fromarray(rgb).save(jpeg, "JPEG", exif=exif.tobytes(), quality=95)
-    response = client.post("/api/upscale", files={"image": ("cam.jpg", jpeg.getvalue(), "image/jpeg")},
-                           data={"outscale": "2"})
+    response = client.post(
+        "/api/upscale", files={"image": ("cam.jpg", jpeg.getvalue(), "image/jpeg")}, data={"outscale": "2"}
+    )
     assert response.headers["content-type"] == "image/jpeg"
     assert 'filename="cam_x2.jpg"' in response.headers["content-disposition"]
     with Image.open(io.BytesIO(response.content)) as image:
         assert image.size == (48, 40) and image.getexif()[0x010F] == "superres-test-camera"
 
     sizes = [
-        len(client.post("/api/upscale", files={"image": ("a.png", rgba16, "image/png")},
-                        data={"format": "webp", "quality": str(q)}).content)
+        len(
+            client.post(
+                "/api/upscale",
+                files={"image": ("a.png", rgba16, "image/png")},
+                data={"format": "webp", "quality": str(q)},
+            ).content
+        )
         for q in (30, 95)
     ]
     assert sizes[0] < sizes[1]
@@ -198,7 +204,12 @@ def test_uploaded_weights_become_a_model_and_blend_by_strength(client: TestClien
     uploaded = client.post("/api/weights", files={"weights": ("anime.pth", weights)})
     assert uploaded.status_code == 201, uploaded.text
     anime = uploaded.json()
-    assert (anime["arch"], anime["scale"], anime["source"], anime["label"]) == ("SRVGGNetCompact", 4, "upload", "anime.pth")
+    assert (anime["arch"], anime["scale"], anime["source"], anime["label"]) == (
+        "SRVGGNetCompact",
+        4,
+        "upload",
+        "anime.pth",
+    )
     assert "superres-x4" in anime["partners"]
     models = {m["name"]: m for m in client.get("/api/models").json()["models"]}
     assert anime["name"] in models["superres-x4"]["partners"]
@@ -281,11 +292,22 @@ def test_a_150_mb_upload_is_cut_off_at_the_limit_while_streaming(tmp_path: Path)
         messages.append(message)
 
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-        "path": "/api/jobs", "raw_path": b"/api/jobs", "query_string": b"", "root_path": "",
-        "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"multipart/form-data; boundary=" + boundary),
-                    (b"transfer-encoding", b"chunked")],
-        "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/jobs",
+        "raw_path": b"/api/jobs",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1:8000"),
+            (b"content-type", b"multipart/form-data; boundary=" + boundary),
+            (b"transfer-encoding", b"chunked"),
+        ],
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
     }
     asyncio.run(app(scope, receive, send))
     assert messages[0]["status"] == 413
@@ -307,7 +329,9 @@ def test_bad_images_are_refused_with_the_right_status(client: TestClient, shared
     text = client.post("/api/upscale", files={"image": ("notes.png", b"hello, this is text\n" * 10)})
     assert text.status_code == 422 and "notes.png: not an image" in error_of(text)
     assert client.post("/api/jobs", files={"image": ("empty.png", b"")}).status_code == 422
-    assert client.get("/api/health").json()["jobs"] == {s: 0 for s in ("queued", "running", "done", "failed", "cancelled")}
+    assert client.get("/api/health").json()["jobs"] == {
+        s: 0 for s in ("queued", "running", "done", "failed", "cancelled")
+    }
     assert wait(client, submit(client, small)["id"])["state"] == "done"  # still serving
 
 
@@ -467,5 +491,7 @@ def test_the_server_module_imports_no_torch() -> None:
     import sys
 
     code = "import sys, superres.web.app, superres.cli.serve; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1]
+    )
     assert out.stdout.strip() == "False"

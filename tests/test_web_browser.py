@@ -23,9 +23,9 @@ import pytest
 pytest.importorskip("uvicorn")
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e '.[dev]')")
 
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from superres.web.app import Settings, create_app  # noqa: E402
+from superres.web.app import Settings, create_app
 
 ASSETS = Path(__file__).resolve().parents[1] / "superres" / "assets"
 DOCS = Path(__file__).resolve().parents[1] / "docs"

@@ -20,7 +20,8 @@ def serve(
     open_browser: Annotated[bool, typer.Option("--open", help="Open the page in the default browser.")] = False,
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", help="Largest upload (request body).")] = 100.0,
     max_pixels: Annotated[
-        Optional[int], typer.Option("--max-pixels", help="Largest input in pixels, checked before decoding (default 64,000,000).")
+        Optional[int],
+        typer.Option("--max-pixels", help="Largest input in pixels, checked before decoding (default 64,000,000)."),
     ] = None,
     workers: Annotated[int, typer.Option("--workers", help="Jobs run at the same time.")] = 1,
     threads: Annotated[

@@ -48,9 +48,9 @@ from superres import __version__
 from superres.errors import ConfigError, PixelLimitError, SuperresError
 from superres.imageio import DEFAULT_MAX_PIXELS, decode_image
 from superres.models.registry import DEFAULT_MODEL
+from superres.web.catalog import ModelCache, ModelCatalog, safe_label, strength_partners
 from superres.web.guards import Guard, Policy, allowed_hosts
 from superres.web.jobs import FINISHED, Job, JobOptions, JobState, JobStore, QueueFull
-from superres.web.catalog import ModelCache, ModelCatalog, safe_label, strength_partners
 
 STATIC = Path(__file__).resolve().parent / "static"
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -270,13 +270,15 @@ async def _form(
 def parse_options(fields: dict[str, str], catalog: ModelCatalog, default_model: str) -> JobOptions:
     """Validated :class:`JobOptions` from a form's text fields; a bad value is a :class:`ConfigError`."""
 
-    def number(key: str, kind: type[float] | type[int], low: float, high: float) -> Any:
+    def number(key: str, kind: type[float | int], low: float, high: float) -> Any:
         if key not in fields:
             return None
         try:
             value = kind(fields[key])
         except ValueError:
-            raise ConfigError(f"{key} must be a{'n integer' if kind is int else ' number'}, not {fields[key]!r}") from None
+            raise ConfigError(
+                f"{key} must be a{'n integer' if kind is int else ' number'}, not {fields[key]!r}"
+            ) from None
         if not low <= value <= high:
             raise ConfigError(f"{key} must lie in {low:g}…{high:g}, not {value:g}")
         return value

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from superres.models import registry
 from superres.errors import ConfigError, SuperresError, WeightsError
+from superres.models import registry
 
 if TYPE_CHECKING:
     from superres.engine.inference import Upscaler
@@ -127,7 +127,8 @@ class ModelCatalog:
         except SuperresError as exc:
             path.unlink(missing_ok=True)
             raise type(exc)(str(exc).replace(str(path), label)) from None
-        choice = ModelChoice(name, label, info.arch, info.scale, "upload", path, f"uploaded: {info.arch} ×{info.scale}")
+        about = f"uploaded: {info.arch} ×{info.scale}"
+        choice = ModelChoice(name, label, info.arch, info.scale, "upload", path, about)
         with self._lock:
             self._uploads[name] = choice
             while len(self._uploads) > self.max_uploads:

@@ -38,15 +38,15 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 TOKEN_COOKIE = "superres_token"
 # Sent with every answer: no sniffing, no framing, and a page that loads nothing from elsewhere.
+_CSP = (
+    b"default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; frame-ancestors 'none'; "
+    b"base-uri 'none'; form-action 'self'"
+)
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
-    (
-        b"content-security-policy",
-        b"default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; frame-ancestors 'none'; "
-        b"base-uri 'none'; form-action 'self'",
-    ),
+    (b"content-security-policy", _CSP),
 ]
 
 
@@ -171,8 +171,11 @@ class Guard:
                 redirect = RedirectResponse(scope.get("path", "/"), status_code=303)
                 redirect.set_cookie(TOKEN_COOKIE, policy.token, httponly=True, samesite="strict")
                 return redirect
-            return _error(401, "this server needs its token: open the URL superres serve printed, or send "
-                          "'Authorization: Bearer TOKEN'")
+            return _error(
+                401,
+                "this server needs its token: open the URL superres serve printed, or send "
+                "'Authorization: Bearer TOKEN'",
+            )
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > policy.max_upload_bytes:
             return self._too_large()
