@@ -25,6 +25,8 @@ _LAZY = {
     "load_model": "superres.engine.inference",
     "Upscaler": "superres.engine.inference",
     "upscale_files": "superres.engine.pipeline",
+    "upscale_video": "superres.video.transcode",  # needs the [video] extra (PyAV)
+    "VideoOptions": "superres.video.transcode",
     "evaluate": "superres.quality.evaluation",
     "interpolate": "superres.models.interpolation",
 }

@@ -19,3 +19,7 @@ class PixelLimitError(ImageError):
 
 class ConfigError(SuperresError):
     """A configuration (preset, YAML, key=value override) is invalid."""
+
+
+class VideoError(SuperresError):
+    """A video could not be read, upscaled or joined (not a video, no video stream, damaged, unknown codec)."""

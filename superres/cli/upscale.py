@@ -1,12 +1,17 @@
-"""``superres upscale INPUT... -o OUTPUT [--model M]``: upscale image files and folders.
+"""``superres upscale INPUT... -o OUTPUT [--model M]``: upscale image files, folders and videos.
 
 Output naming: into the folder OUTPUT as ``<stem><suffix>.<ext>``, where the suffix defaults to
 ``_x<factor>`` and the extension to the input's own (``png`` when superres cannot write the input's
-format). With a single input file, an OUTPUT that ends in an image extension is the output file.
+format; ``.mkv`` for a video whose container cannot hold the output codec). With a single input file,
+an OUTPUT that ends in an image (or video) extension is the output file. Video files are recognised
+by their extension and go through :mod:`superres.video` (``cli/upscale_video.py``).
 
 A file that cannot be read or upscaled is reported in one line and skipped; the others still finish,
 and the exit code is 1. An input file is never written over; an existing output is skipped unless
 ``--overwrite``.
+
+Under ``torchrun --nproc_per_node=N -m superres upscale ...`` each process takes every N-th image and
+its share of each video's segments, on its own device (``LOCAL_RANK``); rank 0 prints the report.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
 import typer
 
+from superres.cli.upscale_video import Counts, plan_video_jobs, run_videos
+
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
+    from superres.engine.distributed import Group
     from superres.engine.inference import Upscaler
 
 
@@ -38,7 +46,8 @@ class Job:
 
 def upscale_command(
     inputs: Annotated[
-        list[Path], typer.Argument(metavar="INPUT", help="Image files and/or folders (their images, not sub-folders).")
+        list[Path],
+        typer.Argument(metavar="INPUT", help="Image files, folders (their images, not sub-folders) and/or videos."),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder, or output file for one input.")],
     model: Annotated[
@@ -80,10 +89,26 @@ def upscale_command(
         Optional[str], typer.Option("--ext", help="Output format: png, jpg or webp (default: the input's).")
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
+    codec: Annotated[
+        str, typer.Option("--codec", help="Video: h264 (default), h265, av1, vp9, or ffv1 (lossless, in .mkv).")
+    ] = "h264",
+    crf: Annotated[
+        Optional[int], typer.Option("--crf", help="Video quality, lower is better (default: h264 18, h265 20).")
+    ] = None,
+    pix_fmt: Annotated[
+        Optional[str],
+        typer.Option("--pix-fmt", help="Video pixel format (default: yuv420p, 10-bit for 10-bit sources)."),
+    ] = None,
+    segment: Annotated[
+        float,
+        typer.Option("--segment", help="Video: seconds per resumable segment, cut at source keyframes."),
+    ] = 10.0,
 ) -> None:
-    """Upscale images with a super-resolution model, seamlessly tiled to fit memory."""
+    """Upscale images and videos with a super-resolution model, seamlessly tiled to fit memory."""
+    from superres.engine.distributed import Ranks, device_for_rank, process_group
     from superres.engine.inference import load_model
     from superres.errors import SuperresError
+    from superres.video.transcode import VideoOptions
 
     if threads is not None:
         if threads < 1:
@@ -96,56 +121,94 @@ def upscale_command(
     if ext is not None and f".{ext.lower().lstrip('.')}" not in (".png", ".jpg", ".jpeg", ".webp"):
         _fail(f"--ext {ext}: use png, jpg or webp")
 
-    sources, missing = collect_inputs(inputs)
+    sources, videos, missing = collect_inputs(inputs)
+    say = _say if Ranks.from_environment().is_main else _silent  # under torchrun, rank 0 reports
     for path in missing:
-        typer.echo(f"error: {path}: no such file or folder", err=True)
-    if not sources:
+        say(f"error: {path}: no such file or folder", err=True)
+    if not sources and not videos:
         _fail("no images to upscale" + (f" in {', '.join(map(str, inputs))}" if not missing else ""))
 
+    ranks = Ranks.from_environment()
     try:
+        if ranks.distributed:
+            import torch
+
+            device = device_for_rank(device, ranks.local_rank, torch.cuda.is_available())
         upscaler = load_model(
             model, device=device, precision=precision, tile=tile, tile_pad=tile_pad, winograd=winograd
         )
         factor = outscale if outscale is not None else upscaler.scale
-        jobs = plan_jobs(sources, output, suffix if suffix is not None else f"_x{factor:g}", ext)
+        name_suffix = suffix if suffix is not None else f"_x{factor:g}"
+        jobs = plan_jobs(sources, output, name_suffix, ext, inputs=len(sources) + len(videos))
+        video_jobs = plan_video_jobs(videos, output, name_suffix, codec, single=len(sources) + len(videos) == 1)
+        video_options = VideoOptions(codec, crf, pix_fmt, segment, outscale, overwrite)
     except SuperresError as err:
         _fail(str(err))
 
-    failed = len(missing) + _run(jobs, upscaler, outscale, overwrite)
-    if failed:
+    with process_group(ranks) as group:
+        counts = Counts(failed=len(missing))
+        if jobs:
+            counts = counts + _run(jobs, upscaler, outscale, overwrite, group)
+        if video_jobs:
+            counts = counts + run_videos(video_jobs, upscaler, video_options, group, model, quiet=False)
+        say(str(counts), err=bool(counts.failed))
+    # Rank 0 alone exits non-zero for what failed: it has the whole report (the other ranks' failures
+    # included), and torchrun stops every other process as soon as one exits non-zero.
+    if counts.failed and ranks.is_main:
         raise typer.Exit(code=1)
 
 
+def _say(text: str, err: bool = False) -> None:
+    typer.echo(text, err=err)
+
+
+def _silent(text: str, err: bool = False) -> None:
+    pass
+
+
 def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    from superres.engine.distributed import Ranks
+
+    if Ranks.from_environment().is_main:
+        typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=1)
 
 
-def collect_inputs(inputs: list[Path]) -> tuple[list[Path], list[Path]]:
-    """(image files to process, inputs that do not exist). Folders give their image files, sorted."""
+def collect_inputs(inputs: list[Path]) -> tuple[list[Path], list[Path], list[Path]]:
+    """(image files, video files, inputs that do not exist). Folders give their image files, sorted;
+    files given by name are videos by their extension (:data:`superres.video.VIDEO_EXTENSIONS`)."""
     from superres.imageio import FOLDER_IMAGE_EXTENSIONS
+    from superres.video import is_video
 
     sources: list[Path] = []
+    videos: list[Path] = []
     missing: list[Path] = []
     for path in inputs:
         if path.is_dir():
             sources += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FOLDER_IMAGE_EXTENSIONS)
         elif path.is_file():
-            sources.append(path)
+            (videos if is_video(path) else sources).append(path)
         else:
             missing.append(path)
-    return sources, missing
+    return sources, videos, missing
 
 
-def plan_jobs(sources: list[Path], output: Path, suffix: str, ext: str | None) -> list[Job]:
-    """Where each source goes. Problems (would overwrite an input or another output) are per job."""
+def plan_jobs(sources: list[Path], output: Path, suffix: str, ext: str | None, inputs: int | None = None) -> list[Job]:
+    """Where each source goes. Problems (would overwrite an input or another output) are per job.
+    ``inputs``: how many files there are in all, videos included (default: the sources)."""
     from superres.errors import ConfigError
     from superres.imageio import FOLDER_IMAGE_EXTENSIONS, WRITE_FORMATS
+    from superres.video import VIDEO_EXTENSIONS
 
+    if not sources:
+        return []
     as_file = not output.is_dir() and output.suffix.lower() in FOLDER_IMAGE_EXTENSIONS | set(WRITE_FORMATS)
+    if not as_file and output.suffix.lower() in VIDEO_EXTENSIONS and not output.is_dir():
+        raise ConfigError(f"{output} names a video file, but {sources[0]} is an image; give a folder")
     if as_file:
-        if len(sources) != 1:
-            raise ConfigError(f"{output} names one file but there are {len(sources)} inputs; give a folder")
+        inputs = len(sources) if inputs is None else inputs
+        if inputs != 1:
+            raise ConfigError(f"{output} names one file but there are {inputs} inputs; give a folder")
         if ext is not None and output.suffix.lower().lstrip(".") != ext.lower().lstrip("."):
             raise ConfigError(f"--ext {ext} disagrees with the output file {output.name}")
         targets = [output]
@@ -179,11 +242,13 @@ def _extension(source: Path, ext: str | None) -> str:
     return own if own in WRITE_FORMATS else ".png"
 
 
-def _run(jobs: list[Job], upscaler: Upscaler, outscale: float | None, overwrite: bool) -> int:
-    """Process the jobs with progress bars; returns the number that failed.
+def _run(jobs: list[Job], upscaler: Upscaler, outscale: float | None, overwrite: bool, group: Group) -> Counts:
+    """Process the jobs with progress bars; returns what became of them (all ranks' jobs, on rank 0).
 
     The jobs to upscale go through :func:`superres.engine.pipeline.upscale_files`, which reads the next
     image and writes the previous one while the network runs; messages still come job by job, in order.
+    Under torchrun each rank takes every N-th job and holds its messages until rank 0 prints them all,
+    in the order of the jobs.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -191,18 +256,28 @@ def _run(jobs: list[Job], upscaler: Upscaler, outscale: float | None, overwrite:
     from superres.engine.pipeline import upscale_files
     from superres.errors import SuperresError
 
-    failed = written = skipped = 0
+    mine = group.ranks.share(list(enumerate(jobs)))
+    held: list[tuple[int, str, bool]] = []  # (job, line, to stderr), printed by rank 0 at the end
+
+    def say(index: int, text: str, err: bool = False) -> None:
+        if group.ranks.distributed:
+            held.append((index, text, err))
+        else:
+            typer.echo(text, err=err)
+
+    counts = Counts()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     console = Console(stderr=True)
-    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bars:
-        images = bars.add_task("images", total=len(jobs))
+    shown = console.is_terminal and group.ranks.is_main
+    with Progress(*columns, console=console, transient=True, disable=not shown) as bars:
+        images = bars.add_task("images", total=len(mine))
         verdicts: list[bool | SuperresError | OSError] = []
-        for job in jobs:
+        for _, job in mine:
             try:
                 verdicts.append(_ready(job, overwrite))
             except (SuperresError, OSError) as err:
                 verdicts.append(err)
-        ready = [job for job, verdict in zip(jobs, verdicts) if verdict is True]
+        ready = [job for (_, job), verdict in zip(mine, verdicts, strict=True) if verdict is True]
         network_bars: dict[int, TaskID] = {}  # by index in ``ready``
 
         def progress_for(index: int) -> Callable[[int, int], None]:
@@ -217,7 +292,7 @@ def _run(jobs: list[Job], upscaler: Upscaler, outscale: float | None, overwrite:
         pairs = [(job.source, job.target) for job in ready]
         with closing(upscale_files(upscaler, pairs, outscale, overwrite, progress_for)) as outcomes:
             numbered = enumerate(outcomes)
-            for job, verdict in zip(jobs, verdicts):
+            for (number, job), verdict in zip(mine, verdicts, strict=True):
                 error = None if isinstance(verdict, bool) else verdict
                 caught: tuple[Warning, ...] = ()
                 if verdict is True:
@@ -226,21 +301,35 @@ def _run(jobs: list[Job], upscaler: Upscaler, outscale: float | None, overwrite:
                     if index in network_bars:  # a file that could not be read never reached the network
                         bars.remove_task(network_bars.pop(index))
                 if verdict is False:
-                    typer.echo(f"skipped: {job.target} exists (pass --overwrite to replace it)", err=True)
-                    skipped += 1
+                    say(number, f"skipped: {job.target} exists (pass --overwrite to replace it)", err=True)
+                    counts.skipped += 1
                 elif error is None:
-                    typer.echo(f"{job.source} → {job.target}")
-                    written += 1
+                    say(number, f"{job.source} → {job.target}")
+                    counts.written += 1
                 else:
                     message = str(error) if str(job.source) in str(error) else f"{job.source}: {error}"
-                    typer.echo(f"error: {message}", err=True)
-                    failed += 1
+                    say(number, f"error: {message}", err=True)
+                    counts.failed += 1
                 for text in dict.fromkeys(str(warning) for warning in caught):  # once each
-                    typer.echo(f"warning: {job.source.name}: {text}", err=True)
+                    say(number, f"warning: {job.source.name}: {text}", err=True)
                 bars.advance(images)
-    summary = f"{written} written, {skipped} skipped, {failed} failed"
-    typer.echo(summary, err=bool(failed))
-    return failed
+    return _report(group, held, counts)
+
+
+def _report(group: Group, held: list[tuple[int, str, bool]], counts: Counts) -> Counts:
+    """Under torchrun: rank 0 prints every rank's held lines in job order and returns the sum of the counts."""
+    if not group.ranks.distributed:
+        return counts
+    reports = group.gather((held, counts))
+    if reports is None:  # not rank 0
+        return counts
+    lines = sorted((line for lines, _ in reports for line in lines), key=lambda line: line[0])  # stable: per job
+    for _, text, err in lines:
+        typer.echo(text, err=err)
+    total = Counts()
+    for _, rank_counts in reports:
+        total = total + rank_counts
+    return total
 
 
 def _ready(job: Job, overwrite: bool) -> bool:

@@ -12,4 +12,5 @@ Nothing here trains or scores; it needs only the networks (:mod:`superres.archs`
   RRDBNet run exactly, one dense block at a time in stripes of rows, and its fast upsampling tail.
 * :mod:`~superres.engine.winograd` (+ ``csrc/winograd.cpp``) — Winograd F(4×4, 3×3) for fp32 on CPU.
 * :mod:`~superres.engine.pipeline` — many files, decoding and encoding overlapped with the network.
+* :mod:`~superres.engine.distributed` — one process per device under torchrun: shares and the final report.
 """

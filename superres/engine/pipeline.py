@@ -17,6 +17,9 @@ so 16-bit PNG output overlaps less).
 Memory stays bounded: the reader works at most one image ahead of the network and the writer holds
 one finished image behind it, so at most two decoded inputs and two outputs are alive at once.
 
+:func:`overlap` is that scheme on its own, for any items: video frames go through it too
+(:mod:`superres.video.transcode`: decoder thread → network → encoder thread).
+
 Each job ends in a :class:`FileOutcome`, yielded in the order of the jobs: the file written, or the
 error that stopped it (:class:`~superres.errors.SuperresError` or :class:`OSError`; one bad file never
 stops the batch), with the warnings raised while that job was read, upscaled and written.
@@ -41,10 +44,15 @@ if TYPE_CHECKING:
     from superres.engine.inference import Progress, Upscaler
 
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
 
 # What goes wrong with one file (unreadable, damaged, unwritable, out of memory) and is reported for
 # that file; anything else is a bug and propagates.
 JOB_ERRORS = (SuperresError, OSError)
+
+_Job = tuple[int, "ImageData | SuperresError | OSError"]  # a job's index and its image, or what stopped it
 
 
 @dataclass(frozen=True)
@@ -83,42 +91,66 @@ def upscale_files(
         return
     inputs = frozenset(source.resolve() for source, _ in jobs)
     caught: list[list[Warning]] = [[] for _ in jobs]
-    with (
-        _collect_warnings_per_job() as on_job,
-        ThreadPoolExecutor(1, thread_name_prefix="superres-read") as reader,
-        ThreadPoolExecutor(1, thread_name_prefix="superres-write") as writer,
-    ):
+    with _collect_warnings_per_job() as on_job:
 
-        def read(index: int) -> Future[ImageData]:
-            return reader.submit(on_job, caught[index], _check_and_read, *jobs[index], overwrite, inputs)
+        def read(index: int) -> _Job:
+            return index, _attempt(on_job, caught[index], _check_and_read, *jobs[index], overwrite, inputs)
 
-        def outcome(index: int, writing: Future[Path] | SuperresError | OSError) -> FileOutcome:
-            result = _settle(writing) if isinstance(writing, Future) else writing
+        def upscale(job: _Job) -> _Job:
+            index, image = job
+            if isinstance(image, JOB_ERRORS):
+                return job
+            progress = progress_for(index) if progress_for is not None else None
+            return index, _attempt(on_job, caught[index], _upscale, upscaler, image, outscale, progress)
+
+        def write(job: _Job) -> FileOutcome:
+            index, image = job
+            if isinstance(image, JOB_ERRORS):
+                result: Path | SuperresError | OSError = image
+            else:
+                result = _attempt(on_job, caught[index], write_image, jobs[index][1], image, overwrite)
             if isinstance(result, JOB_ERRORS):
                 return FileOutcome(*jobs[index], written=None, error=result, warnings=tuple(caught[index]))
             return FileOutcome(*jobs[index], written=result, error=None, warnings=tuple(caught[index]))
 
-        reading = read(0)
-        behind: tuple[int, Future[Path] | SuperresError | OSError] | None = None  # the job being written
-        for index, (_, target) in enumerate(jobs):
-            image = _settle(reading)
-            if index + 1 < len(jobs):
-                reading = read(index + 1)  # decoded while the network works on this one: one image ahead
-            if not isinstance(image, JOB_ERRORS):
-                progress = progress_for(index) if progress_for is not None else None
-                image = _attempt(on_job, caught[index], _upscale, upscaler, image, outscale, progress)
-            # the previous job's write overlapped this job's network; wait for it, so that only one
-            # output is ever being encoded, before handing this job to the writer
-            finished = outcome(*behind) if behind is not None else None
-            if isinstance(image, JOB_ERRORS):
-                behind = (index, image)
-            else:
-                behind = (index, writer.submit(on_job, caught[index], write_image, target, image, overwrite))
-            if finished is not None:
-                yield finished
-        assert behind is not None  # there was at least one job
-        last = outcome(*behind)
-    yield last  # with the threads stopped and the warning filters restored
+        yield from overlap(map(read, range(len(jobs))), upscale, write)
+
+
+def overlap(items: Iterable[A], work: Callable[[A], B], finish: Callable[[B], C]) -> Iterator[C]:
+    """``finish(work(item))`` for each item, in order, in three stages that run side by side.
+
+    ``next(items)`` runs in a reader thread, one item ahead of ``work``; ``work`` runs in the caller's
+    thread, during ``next()`` on this generator; ``finish`` runs in a writer thread, one item behind
+    ``work``. So at most two items and two results are alive at once. Each stage sees its items in
+    order, one at a time. An exception in any stage propagates here, after the threads have stopped (and
+    ``items``, if it is a generator, has been closed in the reader thread); callers that want to go on
+    after a failed item return its error as a value instead.
+    """
+    iterator = iter(items)
+    end = object()
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="superres-read") as reader,
+        ThreadPoolExecutor(1, thread_name_prefix="superres-write") as writer,
+    ):
+        try:
+            reading = reader.submit(next, iterator, end)
+            behind: Future[C] | None = None  # the result being finished
+            while (item := reading.result()) is not end:
+                reading = reader.submit(next, iterator, end)  # read while ``work`` runs: one item ahead
+                result = work(item)  # type: ignore[arg-type]  # not ``end``
+                # the previous item's finish overlapped this work; wait for it, so that only one result is
+                # ever being finished, before handing this one to the writer
+                finished = behind.result() if behind is not None else end
+                behind = writer.submit(finish, result)
+                if finished is not end:
+                    yield finished  # type: ignore[misc]
+            last = behind.result() if behind is not None else end
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:  # a generator left early ends in the thread it ran in
+                reader.submit(close).result()
+    if last is not end:
+        yield last  # type: ignore[misc]  # with the threads stopped
 
 
 def _check_and_read(source: Path, target: Path, overwrite: bool, inputs: frozenset[Path]) -> ImageData:
@@ -131,11 +163,6 @@ def _check_and_read(source: Path, target: Path, overwrite: bool, inputs: frozens
 def _upscale(upscaler: Upscaler, image: ImageData, outscale: float | None, progress: Progress | None) -> ImageData:
     """The upscaled image, with the source's ICC profile and EXIF."""
     return replace(image, pixels=upscaler.upscale(image.pixels, outscale, progress))
-
-
-def _settle(future: Future[T]) -> T | SuperresError | OSError:
-    """The future's result, or the job's error (other exceptions propagate)."""
-    return _attempt(future.result)
 
 
 def _attempt(function: Callable[..., T], *args: Any) -> T | SuperresError | OSError:

@@ -1,7 +1,7 @@
 """Process-group set-up for ``torchrun --nproc_per_node=N -m superres train ...``.
 
 torchrun starts N copies of the command and tells each its place through the environment
-(``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``). Without those variables
+(:class:`superres.engine.distributed.Ranks`, shared with upscaling). Without those variables
 training runs as a single process and nothing here touches ``torch.distributed``.
 
 ``data.batch_size`` is the batch over all processes (16 in both papers), split evenly among them,
@@ -12,30 +12,20 @@ collective per BN layer, and with 8+ images per process the statistics are alrea
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
+from superres.engine.distributed import Ranks, device_for_rank
 from superres.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class DistContext:
-    rank: int
-    world_size: int
-    local_rank: int
-    device: torch.device
+class DistContext(Ranks):
+    """This process's place and device. Rank 0 (``is_main``) alone logs, validates and writes checkpoints."""
 
-    @property
-    def is_main(self) -> bool:
-        """Rank 0 alone logs, validates and writes checkpoints."""
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
+    device: torch.device = torch.device("cpu")
 
     def barrier(self) -> None:
         if self.distributed:
@@ -44,30 +34,24 @@ class DistContext:
 
 def choose_device(requested: str, local_rank: int = 0) -> torch.device:
     """``auto`` picks this process's GPU when there is one, else the CPU."""
-    if requested == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(requested)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device={requested}, but no CUDA GPU is available")
-        if device.index is None:
-            device = torch.device(f"cuda:{local_rank}")
+    name = device_for_rank(requested, local_rank, torch.cuda.is_available())
+    device = torch.device("cpu" if name == "auto" else name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={requested}, but no CUDA GPU is available")
     return device
 
 
 def setup(requested_device: str) -> DistContext:
     """Join the process group when launched by torchrun (NCCL on GPUs, gloo on CPU)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return DistContext(0, 1, 0, choose_device(requested_device))
-    rank = int(os.environ["RANK"])
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = choose_device(requested_device, local_rank)
+    place = Ranks.from_environment()
+    device = choose_device(requested_device, place.local_rank)
+    if not place.distributed:
+        return DistContext(0, 1, 0, device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return DistContext(rank, world_size, local_rank, device)
+    return DistContext(place.rank, place.world_size, place.local_rank, device)
 
 
 def teardown(ctx: DistContext) -> None:
