@@ -244,6 +244,7 @@ def test_usage_errors_name_the_fix(clips: dict[str, Path], tmp_path: Path) -> No
     runner = CliRunner()
     cases = [
         (["--codec", "mjpeg"], "unknown codec 'mjpeg'"),
+        (["--crf", "70"], "--crf 70: h264 takes 0 (best) to 51"),
         (["--codec", "ffv1", "-o", str(tmp_path / "x.mp4")], "FFV1 goes into Matroska; name the output .mkv"),
         (["--outscale", "1.1"], "would be 53×35, but yuv420p needs sizes that are multiples of 2×2"),
         (["-o", str(tmp_path / "x.png")], ".png is not a video"),

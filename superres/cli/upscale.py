@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
 import typer
 
-from superres.cli.upscale_video import Counts, plan_video_jobs, run_videos
+from superres.cli.upscale_video import Counts, Say, plan_video_jobs, run_videos
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -122,13 +122,13 @@ def upscale_command(
         _fail(f"--ext {ext}: use png, jpg or webp")
 
     sources, videos, missing = collect_inputs(inputs)
-    say = _say if Ranks.from_environment().is_main else _silent  # under torchrun, rank 0 reports
+    ranks = Ranks.from_environment()
+    say = Say(ranks.is_main)  # under torchrun, rank 0 reports
     for path in missing:
-        say(f"error: {path}: no such file or folder", err=True)
+        say.error(f"{path}: no such file or folder")
     if not sources and not videos:
         _fail("no images to upscale" + (f" in {', '.join(map(str, inputs))}" if not missing else ""))
 
-    ranks = Ranks.from_environment()
     try:
         if ranks.distributed:
             import torch
@@ -150,7 +150,7 @@ def upscale_command(
         if jobs:
             counts = counts + _run(jobs, upscaler, outscale, overwrite, group)
         if video_jobs:
-            counts = counts + run_videos(video_jobs, upscaler, video_options, group, model, quiet=False)
+            counts = counts + run_videos(video_jobs, upscaler, video_options, group, model)
         say(str(counts), err=bool(counts.failed))
     # Rank 0 alone exits non-zero for what failed: it has the whole report (the other ranks' failures
     # included), and torchrun stops every other process as soon as one exits non-zero.
@@ -158,19 +158,10 @@ def upscale_command(
         raise typer.Exit(code=1)
 
 
-def _say(text: str, err: bool = False) -> None:
-    typer.echo(text, err=err)
-
-
-def _silent(text: str, err: bool = False) -> None:
-    pass
-
-
 def _fail(message: str) -> NoReturn:
     from superres.engine.distributed import Ranks
 
-    if Ranks.from_environment().is_main:
-        typer.echo(f"error: {message}", err=True)
+    Say(Ranks.from_environment().is_main).error(message)
     raise typer.Exit(code=1)
 
 

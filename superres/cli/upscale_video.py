@@ -72,16 +72,14 @@ def plan_video_jobs(videos: list[Path], output: Path, suffix: str, codec: str, s
     return jobs
 
 
-def run_videos(
-    jobs: list[VideoJob], upscaler: Upscaler, options: VideoOptions, group: Group, model: str, quiet: bool
-) -> Counts:
+def run_videos(jobs: list[VideoJob], upscaler: Upscaler, options: VideoOptions, group: Group, model: str) -> Counts:
     """Upscale the videos one after another, all ranks together; returns what became of them (rank 0)."""
     from superres.errors import SuperresError
     from superres.video.segments import parts_folder
     from superres.video.transcode import upscale_video
 
     counts = Counts()
-    say = _Say(group.ranks.is_main)
+    say = Say(group.ranks.is_main)
     for job in jobs:
         if job.target is None:
             say.error(f"{job.source}: {job.problem}")
@@ -92,7 +90,7 @@ def run_videos(
             counts.skipped += 1
             continue
         try:
-            with _frame_bar(job.source.name, enabled=group.ranks.is_main and not quiet) as update:
+            with _frame_bar(job.source.name, enabled=group.ranks.is_main) as update:
                 outcome = upscale_video(upscaler, job.source, job.target, options, update, group, model)
         except SuperresError as err:
             say.error(str(err) if str(job.source) in str(err) else f"{job.source}: {err}")
@@ -125,8 +123,8 @@ def run_videos(
     return counts
 
 
-class _Say:
-    """Lines from rank 0 only (every rank knows every outcome)."""
+class Say:
+    """Lines from rank 0 only, under torchrun (where rank 0 knows every outcome); from the one process otherwise."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled

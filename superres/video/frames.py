@@ -30,6 +30,7 @@ class Codec:
 
     encoder: str
     crf: int | None  # default constant-quality level; None: lossless, no CRF
+    crf_max: int  # the codec's worst
     pix_fmts: tuple[str, str]  # default pixel format for 8-bit sources, and for deeper ones
     # Segments are written in a container that keeps the encoder's timestamps as they are, so that
     # joining them copies packets and changes no timestamp: MP4 stores decoding and presentation times
@@ -41,11 +42,11 @@ class Codec:
 # CRFs: x264's 18 is "visually lossless" (x264 docs); x265's 20 and SVT-AV1's and libvpx's 30 are about
 # the same quality. FFV1 is lossless (RFC 9043); version 3 with slice CRCs is the archival setting.
 CODECS = {
-    "h264": Codec("libx264", 18, ("yuv420p", "yuv420p10le")),
-    "h265": Codec("libx265", 20, ("yuv420p", "yuv420p10le"), options={"x265-params": "log-level=error"}),
-    "av1": Codec("libsvtav1", 30, ("yuv420p", "yuv420p10le")),
-    "vp9": Codec("libvpx-vp9", 30, ("yuv420p", "yuv420p10le"), options={"row-mt": "1"}),
-    "ffv1": Codec("ffv1", None, ("bgr0", "gbrp16le"), "matroska", {"level": "3", "slicecrc": "1"}),
+    "h264": Codec("libx264", 18, 51, ("yuv420p", "yuv420p10le")),
+    "h265": Codec("libx265", 20, 51, ("yuv420p", "yuv420p10le"), options={"x265-params": "log-level=error"}),
+    "av1": Codec("libsvtav1", 30, 63, ("yuv420p", "yuv420p10le")),
+    "vp9": Codec("libvpx-vp9", 30, 63, ("yuv420p", "yuv420p10le"), options={"row-mt": "1"}),
+    "ffv1": Codec("ffv1", None, 0, ("bgr0", "gbrp16le"), "matroska", {"level": "3", "slicecrc": "1"}),
 }
 
 # swscale flags for every conversion: accurate rounding, chroma interpolated at full resolution
@@ -84,6 +85,8 @@ def encode_settings(
         raise ConfigError(f"--pix-fmt {chosen}: {spec.encoder} takes {', '.join(supported)}")
     if crf is not None and spec.crf is None:
         raise ConfigError(f"--crf does not apply to {codec}, which is lossless")
+    if crf is not None and not 0 <= crf <= spec.crf_max:
+        raise ConfigError(f"--crf {crf}: {codec} takes 0 (best) to {spec.crf_max}")
     layout = av.VideoFormat(chosen)
     step = (1024 // layout.chroma_width(1024), 1024 // layout.chroma_height(1024))  # chroma subsampling
     if size[0] % step[0] or size[1] % step[1]:
@@ -96,7 +99,10 @@ def encode_settings(
 
 def _sws(av: Any) -> Any:
     flags = av.video.reformatter.Interpolation
-    return flags[_SWS_FLAGS[0]] | flags[_SWS_FLAGS[1]] | flags[_SWS_FLAGS[2]] | flags[_SWS_FLAGS[3]]
+    combined = flags[_SWS_FLAGS[0]]
+    for name in _SWS_FLAGS[1:]:
+        combined |= flags[name]
+    return combined
 
 
 @dataclass(frozen=True)

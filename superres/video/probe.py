@@ -64,7 +64,6 @@ class Damage:
 @dataclass(frozen=True)
 class VideoInfo:
     path: Path
-    container: str  # FFmpeg's demuxer name
     stream: int  # index of the video stream that is upscaled
     codec: str
     width: int
@@ -104,7 +103,6 @@ def probe(path: str | Path) -> VideoInfo:
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
         described = {
             "path": path,
-            "container": container.format.name,
             "stream": stream.index,
             "codec": stream.codec_context.name,
             "width": first.width,

@@ -105,18 +105,20 @@ class Parts:
         path = self.folder / f"{index:05d}.json"
         if not path.is_file():
             return None
-        data = json.loads(path.read_text())
-        if data["frames"] and not self.media(index).is_file():
-            return None
-        damage = Damage(**data["damage"]) if data.get("damage") else None
-        return SegmentRecord(data["frames"], damage)
+        data = _read_json(path)
+        try:
+            damage = Damage(**data["damage"]) if data.get("damage") else None
+            record = SegmentRecord(int(data["frames"]), damage)
+        except (KeyError, TypeError, ValueError):
+            raise VideoError(f"{path}: not a segment record of superres; delete {self.folder} to start over") from None
+        return record if not record.frames or self.media(index).is_file() else None
 
     def start(self, plan: dict[str, Any]) -> None:
         """Make the folder for ``plan``, or check that the one there is for the same plan; remove what an
         interrupted run left half-written. Rank 0 alone calls it, before the others start."""
         path = self.folder / "plan.json"
         if path.is_file():
-            held = json.loads(path.read_text())
+            held = _read_json(path)
             if held != plan:
                 changed = sorted(
                     k
@@ -136,6 +138,7 @@ class Parts:
 
     def temp(self, index: int) -> Path:
         fd, name = tempfile.mkstemp(dir=self.folder, prefix=f"{index:05d}.", suffix=f".part{self.suffix}")
+        os.fchmod(fd, 0o644)
         os.close(fd)
         return Path(name)
 
@@ -159,9 +162,20 @@ class Parts:
             pass  # something of the user's is in there: leave it
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise VideoError(f"{path}: unreadable ({err}); delete {path.parent} to start over") from None
+    if not isinstance(data, dict):
+        raise VideoError(f"{path}: not a record of superres; delete {path.parent} to start over")
+    return data
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make the file private
         with os.fdopen(fd, "wb") as out:
             out.write(data)
         os.replace(name, path)
@@ -205,6 +219,7 @@ def join(info: VideoInfo, parts: Parts, segments: list[Segment], target: Path, u
     av = require_av()
     fmt = CONTAINERS[target.suffix.lower()]
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.fchmod(fd, 0o644)  # mkstemp's 0600 would make the output private
     os.close(fd)
     temp = Path(name)
     try:
@@ -227,7 +242,7 @@ def join(info: VideoInfo, parts: Parts, segments: list[Segment], target: Path, u
             limit = None if until is None else until.seconds
             packets = heapq.merge(
                 _timed(_segment_packets(av, parts, segments, extradata), 0),
-                _timed(_source_packets(source, list(others), limit), 1),
+                _timed(_source_packets(av, source, list(others), limit), 1),
                 key=lambda item: item[:3],
             )
             last_dts = None
@@ -269,15 +284,19 @@ def _segment_packets(av: Any, parts: Parts, segments: list[Segment], extradata: 
                     yield packet
 
 
-def _source_packets(source: Any, indices: list[int], limit: float | None) -> Iterator[Any]:
+def _source_packets(av: Any, source: Any, indices: list[int], limit: float | None) -> Iterator[Any]:
+    """The source's packets of ``indices`` before ``limit`` (seconds), up to where the file is readable."""
     if not indices:
         return
-    for packet in source.demux([source.streams[i] for i in indices]):
-        if packet.size == 0:
-            continue
-        if limit is not None and packet.pts is not None and packet.pts * packet.time_base >= limit:
-            continue  # after the damage, where the video stops
-        yield packet
+    try:
+        for packet in source.demux([source.streams[i] for i in indices]):
+            if packet.size == 0:
+                continue
+            if limit is not None and packet.pts is not None and packet.pts * packet.time_base >= limit:
+                continue  # after the damage, where the video stops
+            yield packet
+    except av.FFmpegError:
+        return  # damaged there: the video's own damage, found and reported by the probe or the decoder
 
 
 def _timed(packets: Iterator[Any], order: int) -> Iterator[tuple[float, int, int, Any]]:

@@ -221,8 +221,10 @@ def _finish(prepared: _Prepared, source: Path, failures: list[str]) -> VideoOutc
             kept.append(segment)
         frames += record.frames
         if record.damage is not None:  # decoding broke off inside this segment: nothing after it
-            damage = Damage(record.damage.seconds, frames, record.damage.reason)
+            damage = record.damage
             break
+    if damage is not None:
+        damage = replace(damage, frames=frames)  # the frames actually decoded before it
     if not kept:
         raise VideoError(f"{source}: no frame could be decoded" + (f" ({damage.describe()})" if damage else ""))
     join(prepared.info, parts, kept, prepared.target, damage)
