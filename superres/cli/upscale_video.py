@@ -85,7 +85,7 @@ def run_videos(jobs: list[VideoJob], upscaler: Upscaler, options: VideoOptions, 
             say.error(f"{job.source}: {job.problem}")
             counts.failed += 1
             continue
-        if job.target.exists() and not options.overwrite:
+        if group.broadcast(job.target.exists() and not options.overwrite):  # rank 0's view, so all ranks agree
             say(f"skipped: {job.target} exists (pass --overwrite to replace it)", err=True)
             counts.skipped += 1
             continue
