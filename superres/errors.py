@@ -19,3 +19,11 @@ class PixelLimitError(ImageError):
 
 class ConfigError(SuperresError):
     """A configuration (preset, YAML, key=value override) is invalid."""
+
+
+class DownloadError(SuperresError):
+    """A file could not be downloaded, or did not verify; the message says how to get it by hand."""
+
+
+class DatasetError(SuperresError):
+    """A dataset is missing, incomplete or unsafe; the message names the command that fixes it."""
