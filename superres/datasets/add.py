@@ -59,10 +59,8 @@ def add_dataset(
             os.replace(staging, folder)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    count = len(image_files(folder / "HR"))
-    made = ", ".join(f"×{s}" for s in sorted(set(scales))) or "none"
-    echo(f"{folder.name}: {count} HR images {'linked from' if link else 'copied from'} {source} into {folder} "
-         f"(LR {made})")  # fmt: skip
+    lr = ", ".join(f"×{s}" for s in sorted(set(scales))) or "none"
+    echo(f"{folder.name}: {len(image_files(folder / 'HR'))} HR images in {folder}, {origins['HR']} (LR {lr})")
     return folder
 
 

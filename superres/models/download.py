@@ -88,9 +88,8 @@ def fetch(url: str, dest: Path, sha256: str | None, size: int | None = None, pro
     if _complete(dest, sha256, size):
         return dest
     if offline():
-        raise DownloadError(
-            f"{OFFLINE_ENV} is set, so {dest.name} ({human_size(size)}) was not downloaded from {url}; {hint}"
-        )
+        what = f"{dest.name} ({human_size(size)})" if size is not None else dest.name
+        raise DownloadError(f"{OFFLINE_ENV} is set, so {what} was not downloaded from {url}; {hint}")
     from filelock import FileLock
 
     try:

@@ -292,8 +292,9 @@ def extract_subimages(
     Decoding a 2K image to take one 128-pixel patch wastes most of the work; training on
     pre-extracted sub-images (as BasicSR does for DIV2K: 480 px every 240) keeps workers ahead of
     the model (``superres data prepare`` stores the same, with LR, in the data home). Border tiles
-    are aligned to the image edge unless at most ``min_size`` pixels are left over. The folder is built under a temporary name and renamed when complete, so an
-    interrupted extraction is never mistaken for a finished one. An existing ``out_dir`` is reused.
+    are aligned to the image edge unless at most ``min_size`` pixels are left over. The folder is
+    built under a temporary name and renamed when complete, so an interrupted extraction is never
+    mistaken for a finished one. An existing ``out_dir`` is reused.
     """
     out = Path(out_dir).expanduser()
     if out.is_dir():
