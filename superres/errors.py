@@ -23,3 +23,11 @@ class ConfigError(SuperresError):
 
 class VideoError(SuperresError):
     """A video could not be read, upscaled or joined (not a video, no video stream, damaged, unknown codec)."""
+
+
+class DownloadError(SuperresError):
+    """A file could not be downloaded, or did not verify; the message says how to get it by hand."""
+
+
+class DatasetError(SuperresError):
+    """A dataset is missing, incomplete or unsafe; the message names the command that fixes it."""

@@ -1,8 +1,13 @@
-"""Test fixtures. Real data comes from ``../shared`` (beside the repository) through ``shared`` alone."""
+"""Test fixtures. Real data comes from ``../shared`` (beside the repository) through ``shared`` alone;
+downloads come from ``loopback``, an HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import http.server
+import re
+import threading
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pytest
 
@@ -30,3 +35,76 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1 serving the files in ``root``, the way download hosts do.
+
+    It honours ``Range: bytes=N-`` (206 with ``Content-Range``) unless ``ranges`` is False, logs
+    every request's path and Range header in ``requests``, and ``cut[name] = n`` makes the next
+    response for ``name`` stop after ``n`` bytes of its body and close the connection.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ranges = True
+        self.requests: list[tuple[str, str | None]] = []
+        self.cut: dict[str, int] = {}
+        handler = type("Handler", (_RangeHandler,), {"owner": self})
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+class _RangeHandler(http.server.BaseHTTPRequestHandler):
+    owner: LoopbackServer
+
+    def do_GET(self) -> None:
+        name = unquote(urlparse(self.path).path).lstrip("/")
+        wanted = self.headers.get("Range")
+        self.owner.requests.append((name, wanted))
+        path = self.owner.root / name
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        match = re.fullmatch(r"bytes=(\d+)-", wanted or "") if self.owner.ranges else None
+        start = int(match[1]) if match else 0
+        if start >= len(data) > 0:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(data)}")
+            self.end_headers()
+            return
+        self.send_response(206 if match else 200)
+        if match:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Type", "text/html" if path.suffix == ".html" else "application/octet-stream")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        body = data[start:]
+        cut = self.owner.cut.pop(name, None)
+        try:
+            self.wfile.write(body if cut is None else body[:cut])  # HTTP/1.0: the connection closes after this
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client stopped reading (e.g. after a failed free-space check)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def loopback(tmp_path: Path):
+    """A :class:`LoopbackServer` serving ``tmp_path/www`` (no test reaches outside the machine)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    server = LoopbackServer(root)
+    yield server
+    server.close()

@@ -56,7 +56,7 @@ def test_top_level_holds_only_the_shared_basics() -> None:
     """Everything else lives in a subpackage that says what it is (engine, models, quality, train, …)."""
     modules = sorted(p.stem for p in PACKAGE.glob("*.py"))
     assert modules == ["__init__", "__main__", "demo", "errors", "imageio"]
-    for package in ("archs", "engine", "models", "quality", "train", "cli"):
+    for package in ("archs", "engine", "models", "quality", "train", "datasets", "cli"):
         doc = (PACKAGE / package / "__init__.py").read_text()
         assert doc.startswith('"""') and len(doc.split('"""')[1]) > 60, package  # says what lives there
 

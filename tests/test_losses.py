@@ -32,7 +32,7 @@ def test_pixel_losses_match_their_definitions():
 @pytest.fixture(scope="module")
 def vgg_conv22():
     # A shallow layer keeps this fast; the random weights are fixed by the extractor's own seed.
-    return VGGFeatureExtractor("conv2_2", after_activation=False, allow_random=True)
+    return VGGFeatureExtractor("conv2_2", after_activation=False)
 
 
 def test_perceptual_loss_zero_for_equal_images_and_scaled_quadratically(vgg_conv22):

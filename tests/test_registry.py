@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
-import http.server
 import json
 import re
 import socket
-import threading
 from pathlib import Path
 
 import pytest
@@ -23,24 +20,10 @@ from superres.models import registry
 PAYLOAD = b"not really weights, but bytes with a known hash\n" * 100
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def server(tmp_path: Path):
-    """A local HTTP server on 127.0.0.1 serving ``tmp_path/www``; yields (base URL, folder)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", root
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+def server(loopback):
+    """(base URL, folder) of the loopback HTTP server."""
+    return loopback.url("").rstrip("/"), loopback.root
 
 
 def _closed_port_url() -> str:
@@ -56,7 +39,8 @@ def _entry(url: str, sha256: str = hashlib.sha256(PAYLOAD).hexdigest()) -> regis
 
 
 def _leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    """What a download left in ``folder``, apart from the lock files that keep two processes apart."""
+    return sorted(p.name for p in folder.iterdir() if p.name != ".locks") if folder.exists() else []
 
 
 def test_registry_entries_are_complete_and_pinned():
@@ -187,7 +171,7 @@ def test_corrupt_cached_file_is_replaced_by_a_verified_download(server, tmp_path
 def test_web_page_instead_of_file_is_explained(server, tmp_path: Path):
     base, www = server
     (www / "confirm.html").write_text("<html>Google Drive can't scan this file for viruses</html>")
-    with pytest.raises(WeightsError, match="web page instead of the weights file"):
+    with pytest.raises(WeightsError, match="web page instead of the file"):
         registry.fetch(_entry(f"{base}/confirm.html"), cache_dir=tmp_path / "cache", progress=False)
     assert _leftovers(tmp_path / "cache") == []
 

@@ -36,6 +36,7 @@ def tiny(shared: Path, out: Path, preset: str, *extra: str) -> list[str]:
         f"output_dir={out}",
         f"data.root={shared}",
         "data.train=[train/T91]",
+        "data.val=[benchmarks/Set5]",
         "data.cache_in_memory=true",
         "data.patch_size=32",
         "data.batch_size=4",

@@ -23,7 +23,10 @@ from superres.models.weights import load_network, save_network
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ("Set5", "Set14", "BSD100")
-RECIPE = "superres train superres_x4 data.root=../shared threads=1 (superres/presets/superres_x4.yaml)"
+RECIPE = (
+    "superres train superres_x4 threads=1 "
+    "(superres/presets/superres_x4.yaml: BSDS500_test, BSDS500_train, T91 in the data home)"
+)
 TRAINING_DATA = "BSDS500 train (199) + BSDS500 test (200) + T91 (91): 490 images, disjoint from every benchmark"
 
 

@@ -21,8 +21,11 @@ def register(app: typer.Typer) -> None:
 def eval_command(
     model: Annotated[str, typer.Option("--model", "-m", help="'bicubic', a weights file or a model name.")],
     data_root: Annotated[
-        Path, typer.Option("--data-root", help="Folder holding <Set>/HR and <Set>/LR_bicubic/X<scale>.")
-    ],
+        Optional[Path],
+        typer.Option(
+            "--data-root", help="Folder holding <Set>/HR and <Set>/LR_bicubic/X<scale> (default: the data home)."
+        ),
+    ] = None,
     datasets: Annotated[
         Optional[list[str]],
         typer.Option("--datasets", "-d", help="Datasets to score (default Set5 Set14 BSD100)."),
@@ -58,6 +61,8 @@ def eval_command(
     try:
         if json_path is not None and json_path.exists() and not overwrite:
             raise SuperresError(f"{json_path} exists; choose another --json file or pass --overwrite")
+        if data_root is None:
+            data_root, names = _data_home_with(names)
         report = evaluate(
             model,
             data_root,
@@ -77,6 +82,14 @@ def eval_command(
         print(f"error: {err}", file=sys.stderr)
         raise typer.Exit(code=1) from None
     _print_report(report, verbose)
+
+
+def _data_home_with(names: list[str]) -> tuple[Path, list[str]]:
+    """The data home and the datasets' folder names, once every one is there (else one line naming the command)."""
+    from superres.datasets.home import data_home, require
+
+    home = data_home()
+    return home, [require(name, home, alternative="pass --data-root DIR").name for name in names]
 
 
 def _dataset_names(option: list[str] | None, arguments: list[str] | None) -> list[str]:

@@ -2,9 +2,10 @@
 
 ``--model NAME`` goes through :func:`resolve`: an existing path is used as it is; a known name
 maps to the file shipped inside the package, or to a file in the user cache, downloaded once from
-the official URL and kept only if its SHA-256 matches the one recorded here. Nothing is fetched
-without a pinned hash, and an offline machine gets a message that says which URL to fetch by hand
-and where to put the file.
+the official URL by :func:`superres.models.download.fetch` (resumable, atomic) and kept only if its
+SHA-256 matches the one recorded here. Nothing is fetched without a pinned hash, and an offline
+machine (or ``SUPERRES_OFFLINE=1``) gets a message that says which URL to fetch by hand and where
+to put the file.
 
 Sources of the pins: the Real-ESRGAN model zoo (``docs/model_zoo.md``) and release pages for the URLs;
 OpenModelDB's entries and several independent mirrors, which agree with each other, for the SHA-256
@@ -14,17 +15,13 @@ of each release asset. BasicSR names its files after the first 8 hex digits of t
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import os
-import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from superres import __version__
-from superres.errors import WeightsError
+from superres.errors import DownloadError, WeightsError
+from superres.models.download import fetch as fetch_file
+from superres.models.download import manual_hint, sha256_file
 
 DEFAULT_MODEL = "superres-x4"
 CACHE_ENV = "SUPERRES_CACHE"
@@ -139,7 +136,7 @@ MODELS: tuple[ModelEntry, ...] = (
         license="BSD-3-Clause",
         homepage="https://github.com/xinntao/Real-ESRGAN",
         description="Real-ESRGAN compact ×4 model for anime video (16 convs, 0.6 M parameters)",
-        # The release asset is 2,504,012 bytes. The copy in ../shared/weights has other bytes
+        # The release asset is 2,504,012 bytes. The copy in the tests' data (weights/) has other bytes
         # (2,334,339, sha256 4e1e09ba…), so it does not verify against this pin: use it by path.
         filename="realesr-animevideov3.pth",
         url=f"{_REAL_ESRGAN}/v0.2.5.0/realesr-animevideov3.pth",
@@ -206,14 +203,6 @@ def status(entry: ModelEntry, cache_dir: Path | None = None) -> str:
     return "cached" if present else "download"
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def resolve(
     name_or_path: str | os.PathLike[str],
     cache_dir: Path | None = None,
@@ -259,68 +248,15 @@ def fetch(entry: ModelEntry, cache_dir: Path | None = None, download: bool = Tru
             )
     elif not download:
         raise WeightsError(f"{entry.name} is not in the cache and downloading is off; {_manual_hint(entry, dest)}")
-    return download_file(entry.url, dest, entry.sha256, progress=progress, hint=_manual_hint(entry, dest))
-
-
-def download_file(
-    url: str, dest: Path, sha256: str, progress: bool = True, timeout: float = 60.0, hint: str | None = None
-) -> Path:
-    """Stream ``url`` to a temporary file beside ``dest``, check its SHA-256, then move it into place.
-
-    ``dest`` is only ever replaced by a complete, verified file; a failed or tampered download
-    leaves nothing behind.
-    """
-    hint = hint or f"download {url} by hand, check that its sha256 is {sha256}, and save it as {dest}"
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    except OSError as exc:
-        raise WeightsError(
-            f"cannot write to the model cache {dest.parent} ({exc}); set ${CACHE_ENV} to another folder, or {hint}"
-        ) from exc
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            found = _stream(url, out, dest.name, progress, timeout, hint)
-        if found != sha256:
-            raise WeightsError(
-                f"the file downloaded from {url} has sha256 {found}, expected {sha256}; it was discarded. {hint}"
-            )
-        os.replace(tmp, dest)
-        return dest
-    finally:
-        tmp.unlink(missing_ok=True)
+        return fetch_file(entry.url, dest, entry.sha256, progress=progress)
+    except DownloadError as exc:
+        raise WeightsError(f"{exc} {_OWN_FILE}") from None
 
 
-def _stream(url: str, out, label: str, progress: bool, timeout: float, hint: str) -> str:
-    """Copy ``url`` into the open file ``out`` with a progress bar; return the SHA-256 of the bytes."""
-    from tqdm import tqdm
-
-    request = urllib.request.Request(url, headers={"User-Agent": f"superres/{__version__}"})
-    digest = hashlib.sha256()
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            if response.headers.get_content_type() == "text/html":
-                raise WeightsError(
-                    f"{url} returned a web page instead of the weights file (some hosts, such as Google Drive, "
-                    f"ask a browser to confirm large downloads); {hint}"
-                )
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(
-                total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label, disable=not progress, leave=False
-            ) as bar:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-    except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, refused, truncated bodies
-        reason = getattr(exc, "reason", None) or exc
-        raise WeightsError(f"could not download {url} ({reason}); {hint}") from exc
-    return digest.hexdigest()
+_OWN_FILE = "(or pass --model PATH to use a weights file you already have)"
 
 
 def _manual_hint(entry: ModelEntry, dest: Path) -> str:
-    return (
-        f"download {entry.url} by hand, check that its sha256 is {entry.sha256}, and save it as {dest} "
-        f"(or pass --model PATH to use a weights file you already have)"
-    )
+    assert entry.url is not None
+    return f"{manual_hint(entry.url, dest, entry.sha256)} {_OWN_FILE}"

@@ -1,6 +1,6 @@
 """Benchmark evaluation the way the SR papers do it: ``evaluate(model, data_root)``.
 
-Data layout (as ``../shared/benchmarks`` and the usual releases)::
+Data layout (as ``superres data fetch/add`` install them in the data home, and the usual releases)::
 
     <root>/<Set>/HR/                  ground truth (or HR_mod<scale>/, preferred when present)
     <root>/<Set>/LR_bicubic/X<scale>/ LR inputs, same file name (or ``<stem>x<scale>.<ext>``)
@@ -175,18 +175,21 @@ class _DatasetFiles:
 
     def lr_path(self, hr_path: Path, scale: int) -> Path:
         assert self.lr_dir is not None
-        for candidate in (hr_path.name, f"{hr_path.stem}x{scale}{hr_path.suffix}"):
+        # Same name, or BasicSR's <stem>x<s>; LR made from JPEG HR by `superres data add` is PNG.
+        stem = hr_path.stem
+        names = (hr_path.name, f"{stem}x{scale}{hr_path.suffix}", f"{stem}.png", f"{stem}x{scale}.png")
+        for candidate in dict.fromkeys(names):
             if (self.lr_dir / candidate).is_file():
                 return self.lr_dir / candidate
         raise SuperresError(f"no LR image for {hr_path.name} in {self.lr_dir}")
 
     def read_pair(self, hr_path: Path, scale: int) -> tuple[np.ndarray, np.ndarray]:
         """(LR, HR) as uint8, HR cropped to a multiple of ``scale``; gray images stay 2-D."""
-        hr = _crop_to_multiple(_read_image(hr_path), scale)
+        hr = crop_to_multiple(read_uint8(hr_path), scale)
         if self.lr_dir is None:
-            return imresize(hr, 1 / scale), hr
+            return make_lr(hr, scale), hr
         lr_path = self.lr_path(hr_path, scale)
-        lr = _read_image(lr_path)
+        lr = read_uint8(lr_path)
         expected = (hr.shape[0] // scale, hr.shape[1] // scale)
         if lr.shape[:2] != expected:
             raise SuperresError(
@@ -289,12 +292,20 @@ def _to_gray(rgb: np.ndarray) -> np.ndarray:
     return np.floor(np.clip(luma, 0, 255) + 0.5).astype(np.uint8)
 
 
-def _crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
+def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
+    """The LR the protocol uses where no LR file is given: MATLAB-bicubic ``imresize`` of the uint8 HR.
+
+    ``hr`` must already be cropped to a multiple of ``scale`` (see :func:`crop_to_multiple`).
+    """
+    return imresize(hr, 1 / scale)
+
+
+def crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
     h, w = image.shape[:2]
     return image[: h - h % scale, : w - w % scale]
 
 
-def _read_image(path: Path) -> np.ndarray:
+def read_uint8(path: Path) -> np.ndarray:
     """An 8-bit image as uint8: ``H×W`` for grayscale files, ``H×W×3`` RGB otherwise (alpha dropped)."""
     pixels = read_image(path).pixels
     if pixels.dtype != np.uint8:

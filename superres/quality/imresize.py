@@ -19,7 +19,7 @@ conventions, all followed here:
 * integer images stay integer *between* the two passes: MATLAB's resampling kernel returns the
   input class, so after each axis the values are rounded half away from zero and saturated.
 
-Measured on ``../shared/benchmarks`` (whose LR files were made by MATLAB): with
+Measured on the SelfExSR release of the benchmarks (whose LR files were made by MATLAB): with
 ``border="replicate"`` every X2/X3/X4 LR file of Set5, Set14 and BSD100 is reproduced bit for bit;
 with the default mirroring every pixel more than 3 LR pixels from the edge is identical.
 Skipping the rounding between passes, as most Python ports do, leaves only ~89% of pixels equal.

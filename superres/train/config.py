@@ -72,8 +72,8 @@ class VGGConfig:
     after_activation: bool = True
     criterion: Literal["mse", "l1"] = "mse"
     feature_scale: float = 1 / 12.75  # SRGAN §3.2
-    weights: str | None = None  # None: torch hub's cached torchvision file
-    allow_random: bool = False
+    weights: str | None = None  # None: torchvision's file in torch hub's cache, downloaded on first use
+    allow_random: bool = False  # tests: random features unless the weights are already here (never downloads)
 
 
 @dataclass
@@ -101,10 +101,16 @@ class OptimConfig:
 
 @dataclass
 class DataConfig:
-    """Training images (paths relative to ``root`` unless absolute) and validation sets."""
+    """Training images and validation sets, by dataset name (see ``superres data list``) or folder.
 
-    root: str = "../shared"
-    train: list[str] = field(default_factory=lambda: ["train"])
+    Names and relative paths are looked up under ``root``; ``root`` unset means the data home
+    (``$SUPERRES_DATA``, else the user cache folder), which ``superres data fetch/add`` fill. A
+    dataset prepared with ``superres data prepare`` trains on its sub-images and their LR; any other
+    on whole HR images, its LR made from each crop.
+    """
+
+    root: str | None = None
+    train: list[str] = field(default_factory=lambda: ["DIV2K"])  # DIV2K: the training set of EDSR, ESRGAN, BasicSR
     train_lr: list[str] = field(default_factory=list)  # paired LR folders, one per train folder
     patch_size: int = 96  # HR side; SRGAN §3.2: 96×96
     batch_size: int = 16  # over all processes; SRGAN §3.2 and ESRGAN §4.1: 16
@@ -112,15 +118,16 @@ class DataConfig:
     rotate: bool = True
     quantize_lr: bool = True
     cache_in_memory: bool = False
-    subimages: str | None = None  # folder for pre-extracted sub-images of large training images
+    subimages: str | None = None  # folder for sub-images cut on the fly (or: `superres data prepare`)
     subimage_size: int = 480
     subimage_step: int = 240
     num_workers: int = 2
-    val: list[str] = field(default_factory=lambda: ["benchmarks/Set5"])
+    val: list[str] = field(default_factory=lambda: ["Set5", "Set14"])
 
     def resolve(self, path: str) -> Path:
+        """A folder the run writes (``subimages``): absolute, or under ``root`` (the working folder if unset)."""
         candidate = Path(path).expanduser()
-        return candidate if candidate.is_absolute() else Path(self.root).expanduser() / candidate
+        return candidate if candidate.is_absolute() else Path(self.root or ".").expanduser() / candidate
 
 
 @dataclass
@@ -187,7 +194,7 @@ class TrainConfig:
 # Settings that may change when a run is resumed; anything else must match the saved config.
 RESUMABLE_CHANGES = frozenset(
     {"total_steps", "val_every", "save_every", "keep_last", "log_every", "num_val_grids", "tensorboard",
-     "device", "threads", "precision", "channels_last", "data.num_workers"}
+     "device", "threads", "precision", "channels_last", "data.num_workers", "data.root"}
 )  # fmt: skip
 
 

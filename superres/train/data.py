@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from superres.datasets.images import IMAGE_SUFFIXES, image_files
+from superres.datasets.prepare import crop_starts
 from superres.errors import ConfigError, ImageError
-
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"})
 
 # A sample key: the image index and the words that seed the sample's random generator.
 SampleKey = tuple[int, tuple[int, ...]]
@@ -36,7 +36,7 @@ def list_images(folder: str | Path) -> list[Path]:
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise ConfigError(f"image folder not found: {root}")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = image_files(root)
     if not files:
         raise ConfigError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {root}")
     return files
@@ -291,9 +291,10 @@ def extract_subimages(
 
     Decoding a 2K image to take one 128-pixel patch wastes most of the work; training on
     pre-extracted sub-images (as BasicSR does for DIV2K: 480 px every 240) keeps workers ahead of
-    the model. Border tiles are aligned to the image edge; leftovers narrower than ``min_size``
-    are dropped. The folder is built under a temporary name and renamed when complete, so an
-    interrupted extraction is never mistaken for a finished one. An existing ``out_dir`` is reused.
+    the model (``superres data prepare`` stores the same, with LR, in the data home). Border tiles
+    are aligned to the image edge unless at most ``min_size`` pixels are left over. The folder is
+    built under a temporary name and renamed when complete, so an interrupted extraction is never
+    mistaken for a finished one. An existing ``out_dir`` is reused.
     """
     out = Path(out_dir).expanduser()
     if out.is_dir():
@@ -306,8 +307,8 @@ def extract_subimages(
         for path in list_images(root):
             image = read_rgb(path)
             h, w = image.shape[:2]
-            tops = _tile_starts(h, crop_size, step, min_size)
-            lefts = _tile_starts(w, crop_size, step, min_size)
+            tops = crop_starts(h, crop_size, step, min_size)
+            lefts = crop_starts(w, crop_size, step, min_size)
             rel = path.relative_to(root).with_suffix("")
             stem = f"{folder_index}_" + "_".join(rel.parts)
             for i, top in enumerate(tops):
@@ -317,11 +318,3 @@ def extract_subimages(
     os.replace(tmp, out)
     return out
 
-
-def _tile_starts(length: int, crop: int, step: int, min_size: int) -> list[int]:
-    if length <= crop:
-        return [0]
-    starts = list(range(0, length - crop + 1, step))
-    if length - (starts[-1] + crop) >= min_size:
-        starts.append(length - crop)
-    return starts

@@ -99,6 +99,11 @@ class Trainer:
         if config.precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("precision=fp16 needs a CUDA GPU; on the CPU use bf16 or fp32")
 
+        # Data first: a dataset that is not installed is one line naming the command, before any download.
+        from superres.datasets.home import locate, training_source
+
+        self.sources = [training_source(entry, config.data.root, self.scale) for entry in config.data.train]
+        val_folders = {Path(v).name: locate(v, config.data.root) for v in config.data.val}
         latest = self._prepare_run_dir(resume)
         _seed_everything(config.seed)
         if self.device.type == "cuda":
@@ -118,9 +123,7 @@ class Trainer:
         from superres.quality.evaluation import load_benchmark
 
         self.val_sets = (
-            {Path(v).name: load_benchmark(config.data.resolve(v), self.scale) for v in config.data.val}
-            if ctx.is_main
-            else {}
+            {name: load_benchmark(folder, self.scale) for name, folder in val_folders.items()} if ctx.is_main else {}
         )
         self.dataset = self._build_dataset()
         self._open_run_dir()
@@ -232,11 +235,11 @@ class Trainer:
         pixel = losses.PixelLoss(config.pixel) if config.pixel_weight > 0 else None
         perceptual = None
         if config.perceptual_weight > 0:
-            from superres.archs.vgg import VGGFeatureExtractor
+            from superres.train.vgg_weights import perceptual_extractor
 
             vgg = config.vgg
-            extractor = VGGFeatureExtractor(
-                vgg.layer, vgg.after_activation, weights=vgg.weights, allow_random=vgg.allow_random
+            extractor = perceptual_extractor(
+                vgg.layer, vgg.after_activation, vgg.weights, vgg.allow_random, progress=self.ctx.is_main
             )
             if extractor.weights_source == "random":
                 self._warn("the perceptual loss uses a RANDOM VGG19 (loss.vgg.allow_random=true): test use only")
@@ -247,28 +250,31 @@ class Trainer:
         return pixel, perceptual, gan
 
     def _build_dataset(self):
-        from superres.train.data import (
-            TrainDataset,
-            extract_subimages,
-            list_images,
-            pair_lr_paths,
-        )
+        from superres.datasets.home import ImageSource, locate
+        from superres.train.data import TrainDataset, extract_subimages, list_images, pair_lr_paths
 
         data = self.config.data
-        hr_roots = [data.resolve(folder) for folder in data.train]
+        sources = self.sources
         if data.subimages:
             cache = data.resolve(data.subimages)
             if self.ctx.is_main and not cache.is_dir():
                 self._warn(f"extracting {data.subimage_size}px sub-images of the training images into {cache}")
-                extract_subimages(hr_roots, cache, data.subimage_size, data.subimage_step)
+                extract_subimages([s.hr for s in sources], cache, data.subimage_size, data.subimage_step)
             self.ctx.barrier()
-            hr_roots = [cache]
+            sources = [ImageSource(cache)]
+        # Prepared LR is used only when every source has it: one dataset, one degradation.
+        paired = not data.train_lr and all(s.lr is not None for s in sources)
+        if not paired and any(s.prepared for s in sources):
+            self._warn(f"not every training set is prepared for ×{self.scale}: LR is made from HR crops for all")
         hr_paths, lr_paths = [], []
-        for i, root in enumerate(hr_roots):
-            paths = list_images(root)
+        for i, source in enumerate(sources):
+            paths = list_images(source.hr)
             hr_paths += paths
             if data.train_lr:
-                lr_paths += pair_lr_paths(paths, root, data.resolve(data.train_lr[i]), self.scale)
+                lr_paths += pair_lr_paths(paths, source.hr, locate(data.train_lr[i], data.root), self.scale)
+            elif paired:
+                assert source.lr is not None
+                lr_paths += pair_lr_paths(paths, source.hr, source.lr, self.scale)
         dataset = TrainDataset(
             hr_paths,
             self.scale,
@@ -281,6 +287,11 @@ class Trainer:
         )
         if dataset.skipped:
             self._warn(f"{dataset.skipped} training images are smaller than the {data.patch_size}px patch; skipped")
+        how = (
+            f"paired with their LR ×{self.scale}" if lr_paths else "LR made from each crop by MATLAB-bicubic imresize"
+        )
+        prepared = "prepared sub-images" if any(s.prepared for s in sources) else "images"
+        self._warn(f"training on {len(dataset)} {prepared} of {', '.join(data.train)}, {how}")
         return dataset
 
     def _warn(self, text: str) -> None:
