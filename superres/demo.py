@@ -402,13 +402,14 @@ def demo(
     ``image`` is the HR ground truth (default: the bundled sample); its ×4 LR is what the
     methods see. Returns the path written.
     """
-    from superres.imageio import output_format
+    from superres.imageio import check_not_input, output_format
 
     output = Path(output)
     output_format(output)  # a bad extension or an existing file fails now, not after the models ran
+    source = Path(image) if image is not None else sample_image()
+    check_not_input(output, [source, *models, *(alpha_sweep or ())])
     if output.exists() and not overwrite:
         raise ImageError(f"{output} already exists; pass --overwrite to replace it")
-    source = Path(image) if image is not None else sample_image()
     hr = load_rgb(source)
 
     methods = [bicubic_method(SCALE)]

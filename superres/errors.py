@@ -1,5 +1,12 @@
 """Errors a user can fix. The CLI prints them as one line and exits non-zero; no traceback."""
 
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class SuperresError(Exception):
     """Base class: the message says what was wrong and, where possible, what to do."""
@@ -31,3 +38,24 @@ class DownloadError(SuperresError):
 
 class DatasetError(SuperresError):
     """A dataset is missing, incomplete or unsafe; the message names the command that fixes it."""
+
+
+@contextmanager
+def about(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Make what goes wrong inside the block an error about ``path``, one file of a batch.
+
+    A :class:`SuperresError` whose message does not name ``path`` gets it as a prefix; running out of
+    memory (``MemoryError``, from NumPy or Python) becomes a :class:`SuperresError` for that file, so a
+    batch reports it and goes on with the next file instead of ending with a traceback.
+    """
+    name = os.fspath(path)
+    try:
+        yield
+    except SuperresError as err:
+        if name in str(err):
+            raise
+        named = copy.copy(err)
+        named.args = (f"{name}: {err}",)
+        raise named from None
+    except MemoryError:
+        raise SuperresError(f"{name}: out of memory (free memory; for images, a smaller --tile helps)") from None

@@ -24,18 +24,26 @@ Choices a user should know about:
   an image with alpha is composited onto white, with a warning (PNG or WebP keep alpha).
 * Decoding is strict: a truncated or corrupt file is an :class:`ImageError`, never a partial image
   (Pillow's ``LOAD_TRUNCATED_IMAGES`` is left False and every image is fully decoded on read).
-* Writing never replaces an existing file unless ``overwrite=True``, and goes through a temporary
-  file beside the target, so an interrupted write leaves no half-written image behind.
+* Writing never replaces an existing file unless ``overwrite=True``, and goes through a hidden temporary
+  file beside the target (:func:`atomic_path`), so an interrupted write leaves no half-written image
+  behind; :func:`remove_stale_parts` deletes what a killed process left of those temporaries.
+* Inputs are bounded: more than ``max_pixels`` (:data:`DEFAULT_MAX_PIXELS`) is refused from the header,
+  before decoding, and so are files of several frames (animations, multi-page TIFF): keeping only the
+  first frame would be a silently wrong result (RELIABILITY.md says why superres refuses rather than
+  upscaling frame by frame).
 """
 
 from __future__ import annotations
 
 import io
 import os
-import struct
+import re
 import tempfile
+import time
 import warnings
 import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +51,7 @@ import numpy as np
 import png
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from superres.errors import ConfigError, ImageError, PixelLimitError
+from superres.errors import ConfigError, ImageError, PixelLimitError, SuperresError
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _EXIF_ORIENTATION = 0x0112  # EXIF 2.3, tag 274
@@ -85,17 +93,9 @@ WEBP_QUALITY = 95
 # ``max_pixels`` (``--max-pixels``) raises it.
 DEFAULT_MAX_PIXELS = 64_000_000
 
-# Errors a decoder raises on a file that is not a (complete, valid) image.
-_DECODE_ERRORS = (
-    OSError,  # includes UnidentifiedImageError and "image file is truncated"
-    SyntaxError,  # Pillow's PNG plugin: "broken PNG file", bad chunk checksums
-    ValueError,
-    EOFError,
-    struct.error,
-    zlib.error,
-    png.Error,
-    Image.DecompressionBombError,
-)
+# Formats whose extra frames are not part of the picture: an MPO (a camera's JPEG with the Multi-Picture
+# extension, CIPA DC-007) holds the primary image first and previews or depth maps after it.
+_SINGLE_PICTURE_FORMATS = frozenset({"MPO"})
 
 
 @dataclass(frozen=True)
@@ -221,16 +221,38 @@ def check_pixel_limit(width: int, height: int, max_pixels: int | None = DEFAULT_
 
 def probe_size(data: bytes) -> tuple[int, int]:
     """(width, height) of an encoded image, from its header alone: nothing is decoded."""
+    return _probe(data)[0]
+
+
+def _probe(data: bytes) -> tuple[tuple[int, int], int, str | None]:
+    """((width, height), number of frames, format) from the headers; frames are counted, not decoded."""
     with warnings.catch_warnings():  # Pillow's bomb warning: our own limit decides (check_pixel_limit)
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(io.BytesIO(data)) as image:
-            return image.size
+            frames = 1 if image.format in _SINGLE_PICTURE_FORMATS else int(getattr(image, "n_frames", 1))
+            return image.size, frames, image.format
+
+
+def check_single_frame(frames: int, format: str | None = None, name: str = "FILE") -> None:
+    """An :class:`ImageError` for a file of several frames: superres upscales one picture per file."""
+    if frames <= 1:
+        return
+    if format == "TIFF":
+        how = "save each page as an image (e.g. with Pillow's ImageSequence) and upscale those"
+    else:  # as a video, `superres upscale` keeps every frame and its timing
+        stem = Path(name).stem
+        how = f"make it a video (e.g. `ffmpeg -i {name} {stem}.mp4`) and upscale that, or extract its frames"
+    kind = "pages" if format == "TIFF" else "frames"
+    raise ImageError(
+        f"has {frames} {kind}; superres upscales single images and does not keep only the first: {how}"
+    )
 
 
 def read_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageData:
     """Decode ``path`` fully; any failure is an :class:`ImageError` naming the file and the reason.
 
-    The pixel count is checked against ``max_pixels`` from the header, before decoding.
+    The pixel count is checked against ``max_pixels`` from the header, before decoding; a file of
+    several frames (animation, multi-page TIFF) is refused (:func:`check_single_frame`).
     """
     path = Path(path)
     try:
@@ -246,7 +268,9 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int | None = DEFA
     if not data:
         raise ImageError(f"{path}: empty file (0 bytes)")
     try:
-        check_pixel_limit(*probe_size(data), max_pixels)
+        size, frames, format = _probe(data)
+        check_pixel_limit(*size, max_pixels)
+        check_single_frame(frames, format, Path(path).name)
         return _decode(data)
     except ImageError as exc:  # over the pixel limit, or a mode superres does not handle
         raise type(exc)(f"{path}: {exc}") from None
@@ -254,8 +278,14 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int | None = DEFA
         raise ImageError(f"{path}: not an image file (or a format Pillow cannot read)") from None
     except Image.DecompressionBombError as exc:  # Pillow's own limit, where ours is off
         raise PixelLimitError(f"{path}: {exc}") from None
-    except _DECODE_ERRORS as exc:
-        raise ImageError(f"{path}: damaged or truncated image ({exc})") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        # Pillow's decoders raise many types on damaged input (OSError, SyntaxError, ValueError, TypeError,
+        # IndexError, struct.error, zlib.error, …), and Pillow's own fuzzing takes any Exception from a
+        # decoder as the expected answer to bad bytes. (Our code in _decode runs on every valid test file.)
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ImageError(f"{path}: damaged or truncated image ({reason})") from None
 
 
 def _decode(data: bytes) -> ImageData:
@@ -325,10 +355,29 @@ def can_hold(suffix: str, image: ImageData) -> bool:
 def check_target(source: str | os.PathLike[str], target: str | os.PathLike[str], overwrite: bool) -> None:
     """Refuse a target that is the source file itself, an existing file (unless ``overwrite``), or a
     format superres cannot write — before any work is done."""
-    source, target = Path(source), Path(target)
-    if source.exists() and target.exists() and os.path.samefile(source, target):
-        raise ImageError(f"{target}: is the input file; superres never writes over its input")
-    _writable_format(target, overwrite)
+    check_not_input(target, [source], ImageError)
+    _writable_format(Path(target), overwrite)
+
+
+def check_not_input(
+    target: str | os.PathLike[str],
+    inputs: Iterable[str | os.PathLike[str]],
+    error: type[SuperresError] = ConfigError,
+) -> None:
+    """Raise ``error`` if ``target`` is one of ``inputs`` — the same file, whatever the path (links,
+    ``..``, case-insensitive file systems): no command of superres ever writes over its own input,
+    ``overwrite`` or not. Every command that writes calls this before its work."""
+    target = Path(target)
+    if not target.exists():
+        return
+    for source in inputs:
+        try:
+            same = os.path.samefile(source, target)
+        except OSError:  # the input does not exist (any more): it cannot be the target
+            continue
+        if same:
+            where = "" if os.fspath(source) == os.fspath(target) else f" {source}"
+            raise error(f"{target}: is the input file{where}; superres never writes over its inputs")
 
 
 def _writable_format(path: Path, overwrite: bool) -> tuple[str, bool, bool]:
@@ -362,22 +411,15 @@ def write_image(
         pixels = flatten_on_white(pixels)
 
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    tmp = Path(tmp_name)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make every output private
-        with os.fdopen(fd, "wb") as out:
+        with atomic_path(path, overwrite) as tmp, tmp.open("wb") as out:
             if pixels.dtype == np.uint16:
                 _write_png16(out, pixels, image.icc_profile)
             else:
                 _write_pillow(out, pixels, fmt, image, quality)
-        os.replace(tmp, path)
+    except FileExistsError:
+        raise ImageError(f"{path}: already exists (pass overwrite to replace it)") from None
     except OSError as exc:
         raise ImageError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -433,3 +475,85 @@ def _write_png16(out: io.BufferedWriter, pixels: np.ndarray, icc_profile: bytes 
     # never copied whole
     rows = (row.astype(">u2").tobytes() for row in pixels.reshape(height, -1))
     writer.write_packed(out, rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# Atomic files: what every writer of superres (images, weights, checkpoints, reports) goes through
+
+# .<name>.<pid>.<random>.part — see atomic_path
+_PART_NAME = re.compile(r"^\..*\.(\d+)\.[A-Za-z0-9_]+\.part$")
+_STALE_AFTER_S = 24 * 3600  # where a writer's liveness cannot be asked (not POSIX)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str], overwrite: bool = True) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write into; it becomes ``path`` when the block ends.
+
+    The temporary is named ``.<name>.<pid>.<random>.part``: hidden, with an extension no reader picks
+    from a folder, so a half-written file is never taken for a result, and with the writer's pid so
+    that :func:`remove_stale_parts` can tell a killed writer's leftovers from a running one's. On
+    success it is renamed onto ``path`` (atomic within a folder). Without ``overwrite`` it is hard-linked
+    instead, which fails with :class:`FileExistsError` if ``path`` appeared meanwhile: a file someone
+    else made is never replaced. On an exception the temporary is deleted and ``path`` is untouched.
+    """
+    path = Path(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:100]}.{os.getpid()}.", suffix=".part")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make every output private
+        yield tmp
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(17, "already exists", str(path)) from None
+    except OSError:  # a file system without hard links (FAT, some network shares): check, then rename
+        if path.exists():
+            raise FileExistsError(17, "already exists", str(path)) from None
+        os.replace(tmp, path)
+
+
+def remove_stale_parts(folder: str | os.PathLike[str]) -> int:
+    """Delete the temporaries of :func:`atomic_path` that writers no longer alive left in ``folder``.
+
+    A process killed mid-write (SIGKILL, power loss) cannot clean up after itself; the next run in that
+    folder does. Returns the number of files removed.
+    """
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    removed = 0
+    for entry in entries:
+        match = _PART_NAME.match(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False) or not _writer_gone(int(match[1]), entry):
+            continue
+        try:
+            os.unlink(entry.path)
+            removed += 1
+        except OSError:
+            pass  # another run cleaned it first, or it is not ours to delete
+    return removed
+
+
+def _writer_gone(pid: int, entry: os.DirEntry[str]) -> bool:
+    if pid == os.getpid():
+        return False
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
+        return time.time() - entry.stat().st_mtime > _STALE_AFTER_S
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, and someone else's (EPERM)
+        return False
+    return False

@@ -108,3 +108,17 @@ def loopback(tmp_path: Path):
     server = LoopbackServer(root)
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ×2 SRVGGNetCompact with 8 features (a few KB): the whole upscale path runs in milliseconds."""
+    import torch
+
+    from superres.archs import SRVGGNetCompact
+    from superres.models.weights import save_network
+
+    torch.manual_seed(0)
+    hparams = {"num_feat": 8, "num_conv": 2, "upscale": 2}
+    path = tmp_path_factory.mktemp("tiny_model") / "tiny_x2.safetensors"
+    return save_network(path, SRVGGNetCompact(**hparams), "SRVGGNetCompact", hparams)

@@ -114,9 +114,9 @@ def test_bad_jobs_are_reported_for_themselves_and_the_rest_is_written(
     ]
     reads: list[str] = []
 
-    def read_image_spy(path: Path) -> ImageData:
+    def read_image_spy(path: Path, max_pixels: int | None) -> ImageData:
         reads.append(Path(path).name)
-        return read_image(path)
+        return read_image(path, max_pixels)
 
     def write_image_failing(path: Path, image: ImageData, overwrite: bool = False) -> Path:
         if Path(path) == full_disk:
@@ -174,7 +174,7 @@ class _Choreography:
         if not self.events[name].wait(WAIT):
             self.in_vain.append(name)
 
-    def read_image(self, path: Path) -> ImageData:
+    def read_image(self, path: Path, max_pixels: int | None) -> ImageData:
         index = int(Path(path).stem)
         with self.lock:
             self.reads += 1
@@ -183,7 +183,7 @@ class _Choreography:
             self._wait_for("network 0")  # the next image is read while the network runs, not before
         warnings.warn(f"read {index}", stacklevel=1)
         self._enter("read", index)
-        return read_image(path)
+        return read_image(path, max_pixels)
 
     def upscale(self, pixels: np.ndarray, outscale: float | None, progress: object) -> np.ndarray:
         index = self.networks_done  # the network runs one job at a time

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -53,35 +52,56 @@ def eval_command(
     tile: Annotated[Optional[int], typer.Option("--tile", help="Tile size for large images (0: none).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
-    """Evaluate like the papers: MATLAB bicubic LR, Y-channel PSNR/SSIM, border = scale."""
+    """Evaluate like the papers: MATLAB bicubic LR, Y-channel PSNR/SSIM, border = scale.
+
+    The table is printed before any file is written, so a --json or --save-images that cannot be
+    written costs one line `error: …` (and exit code 1), never the scores.
+    """
     from superres.errors import SuperresError
+    from superres.imageio import check_not_input
     from superres.quality.evaluation import evaluate
 
     names = _dataset_names(datasets, more_datasets)
-    try:
-        if json_path is not None and json_path.exists() and not overwrite:
+    if json_path is not None:
+        if json_path.exists() and not overwrite:
             raise SuperresError(f"{json_path} exists; choose another --json file or pass --overwrite")
-        if data_root is None:
-            data_root, names = _data_home_with(names)
-        report = evaluate(
-            model,
-            data_root,
-            datasets=names,
-            scale=scale,
-            y_only=y_only,
-            save_images=save_images,
-            progress=progress,
-            overwrite=overwrite,
-            device=device,
-            precision=precision,
-            tile=tile,
-        )
-        if json_path is not None:
-            json_path.write_text(report.to_json() + "\n", encoding="utf-8")
-    except SuperresError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise typer.Exit(code=1) from None
+    if data_root is None:
+        data_root, names = _data_home_with(names)
+    if json_path is not None:
+        check_not_input(json_path, [Path(model), *(p for name in names for p in (data_root / name).rglob("*"))])
+    report = evaluate(
+        model,
+        data_root,
+        datasets=names,
+        scale=scale,
+        y_only=y_only,
+        save_images=save_images,
+        progress=progress,
+        overwrite=overwrite,
+        device=device,
+        precision=precision,
+        tile=tile,
+    )
     _print_report(report, verbose)
+    problems = []
+    if report.save_errors:
+        problems.append(f"{len(report.save_errors)} SR image(s) not saved, e.g. {report.save_errors[0]}")
+    if json_path is not None:
+        try:
+            _write_json(json_path, report.to_json() + "\n", overwrite)
+        except OSError as exc:
+            problems.append(f"cannot write {json_path} ({exc.strerror or exc}); the scores are printed above")
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    if problems:
+        raise typer.Exit(code=1)
+
+
+def _write_json(path: Path, text: str, overwrite: bool) -> None:
+    from superres.imageio import atomic_path
+
+    with atomic_path(path, overwrite) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _data_home_with(names: list[str]) -> tuple[Path, list[str]]:

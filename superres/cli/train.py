@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -27,18 +26,12 @@ def train_command(
     overrides: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE settings.", metavar="[KEY=VALUE]...")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run from its latest checkpoint.")] = False,
 ) -> None:
-    from superres.errors import SuperresError
+    from superres.cli.guard import finished
     from superres.train import load_config, train
 
-    try:
-        config = load_config(preset, overrides or [])
-        run_dir = train(config, resume=resume)
-    except SuperresError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise typer.Exit(code=1) from None
-    except KeyboardInterrupt:
-        print("interrupted; continue with --resume from the last checkpoint", file=sys.stderr)
-        raise typer.Exit(code=130) from None
+    config = load_config(preset, overrides or [])
+    finished(f"{config.run_dir} keeps its checkpoints; continue the run with --resume")
+    run_dir = train(config, resume=resume)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one process speaks for all
         print(f"run directory: {run_dir}")
 
@@ -51,12 +44,7 @@ def interpolate_command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
 ) -> None:
     """Network interpolation (ESRGAN §3.4): (1 − α)·PSNR + α·GAN, parameter by parameter."""
-    from superres.errors import SuperresError
     from superres.models.interpolation import interpolate
 
-    try:
-        path = interpolate(psnr_model, gan_model, alpha, output, overwrite=overwrite)
-    except SuperresError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise typer.Exit(code=1) from None
+    path = interpolate(psnr_model, gan_model, alpha, output, overwrite=overwrite)
     print(f"wrote {path} (alpha {alpha})")

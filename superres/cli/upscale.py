@@ -8,7 +8,8 @@ by their extension and go through :mod:`superres.video` (``cli/upscale_video.py`
 
 A file that cannot be read or upscaled is reported in one line and skipped; the others still finish,
 and the exit code is 1. An input file is never written over; an existing output is skipped unless
-``--overwrite``.
+``--overwrite``, so rerunning an interrupted batch does the rest. Inputs over ``--max-pixels`` and files
+of several frames (animations, multi-page TIFF) are refused from their headers.
 
 Under ``torchrun --nproc_per_node=N -m superres upscale ...`` each process takes every N-th image and
 its share of each video's segments, on its own device (``LOCAL_RANK``); rank 0 prints the report.
@@ -16,6 +17,7 @@ its share of each video's segments, on its own device (``LOCAL_RANK``); rank 0 p
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
@@ -103,16 +105,26 @@ def upscale_command(
         float,
         typer.Option("--segment", help="Video: seconds per resumable segment, cut at source keyframes."),
     ] = 10.0,
+    max_pixels: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-pixels",
+            help="Refuse inputs of more pixels than this, read from the header before decoding (a guard "
+            "against decompression bombs; default 64,000,000); 0: no limit of superres's own.",
+        ),
+    ] = None,
 ) -> None:
     """Upscale images and videos with a super-resolution model, seamlessly tiled to fit memory."""
     from superres.engine.distributed import Ranks, device_for_rank, process_group
     from superres.engine.inference import load_model
     from superres.errors import SuperresError
+    from superres.imageio import DEFAULT_MAX_PIXELS
     from superres.video.transcode import VideoOptions
 
     if threads is not None:
-        if threads < 1:
-            _fail(f"--threads must be ≥ 1, not {threads}")
+        cpus = os.cpu_count() or 1
+        if not 1 <= threads <= cpus:  # more threads than CPUs only spin; a huge count would never start
+            _fail(f"--threads must be between 1 and {cpus} (the CPUs here), not {threads}")
         import torch
 
         torch.set_num_threads(threads)  # one thread per free core: oversubscribed cores spin at every barrier
@@ -120,6 +132,9 @@ def upscale_command(
         _fail(f"--outscale must be > 0, not {outscale:g}")
     if ext is not None and f".{ext.lower().lstrip('.')}" not in (".png", ".jpg", ".jpeg", ".webp"):
         _fail(f"--ext {ext}: use png, jpg or webp")
+    if max_pixels is not None and max_pixels < 0:
+        _fail(f"--max-pixels must be ≥ 0 (0: no limit), not {max_pixels}")
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels or None
 
     sources, videos, missing = collect_inputs(inputs)
     ranks = Ranks.from_environment()
@@ -148,7 +163,7 @@ def upscale_command(
     with process_group(ranks) as group:
         counts = Counts(failed=len(missing))
         if jobs:
-            counts = counts + _run(jobs, upscaler, outscale, overwrite, group)
+            counts = counts + _run(jobs, upscaler, outscale, overwrite, group, limit)
         if video_jobs:
             counts = counts + run_videos(video_jobs, upscaler, video_options, group, model)
         say(str(counts), err=bool(counts.failed))
@@ -233,7 +248,9 @@ def _extension(source: Path, ext: str | None) -> str:
     return own if own in WRITE_FORMATS else ".png"
 
 
-def _run(jobs: list[Job], upscaler: Upscaler, outscale: float | None, overwrite: bool, group: Group) -> Counts:
+def _run(
+    jobs: list[Job], upscaler: Upscaler, outscale: float | None, overwrite: bool, group: Group, max_pixels: int | None
+) -> Counts:
     """Process the jobs with progress bars; returns what became of them (all ranks' jobs, on rank 0).
 
     The jobs to upscale go through :func:`superres.engine.pipeline.upscale_files`, which reads the next
@@ -244,6 +261,7 @@ def _run(jobs: list[Job], upscaler: Upscaler, outscale: float | None, overwrite:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from superres.cli.guard import finished
     from superres.engine.pipeline import upscale_files
     from superres.errors import SuperresError
 
@@ -257,6 +275,15 @@ def _run(jobs: list[Job], upscaler: Upscaler, outscale: float | None, overwrite:
             typer.echo(text, err=err)
 
     counts = Counts()
+
+    def record() -> None:  # what Ctrl-C reports as done
+        finished(
+            f"{counts.written} of {len(mine)} images written, {counts.skipped} skipped, {counts.failed} failed; the "
+            f"written files are complete, and running the same command again does the rest (existing outputs are "
+            f"skipped)"
+        )
+
+    record()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     console = Console(stderr=True)
     shown = console.is_terminal and group.ranks.is_main
@@ -281,7 +308,8 @@ def _run(jobs: list[Job], upscaler: Upscaler, outscale: float | None, overwrite:
             return on_step
 
         pairs = [(job.source, job.target) for job in ready]
-        with closing(upscale_files(upscaler, pairs, outscale, overwrite, progress_for)) as outcomes:
+        outcomes = upscale_files(upscaler, pairs, outscale, overwrite, progress_for, max_pixels)
+        with closing(outcomes):
             numbered = enumerate(outcomes)
             for (number, job), verdict in zip(mine, verdicts, strict=True):
                 error = None if isinstance(verdict, bool) else verdict
@@ -304,6 +332,7 @@ def _run(jobs: list[Job], upscaler: Upscaler, outscale: float | None, overwrite:
                 for text in dict.fromkeys(str(warning) for warning in caught):  # once each
                     say(number, f"warning: {job.source.name}: {text}", err=True)
                 bars.advance(images)
+                record()
     return _report(group, held, counts)
 
 

@@ -15,6 +15,7 @@ alpha the networks drift by up to 5 levels. So flat and smooth alpha stays exact
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -22,6 +23,9 @@ import torch
 from PIL import Image
 
 from superres.errors import ConfigError
+
+# outscale may exceed the network's factor by this much at most (a bound on the work an option can ask for)
+MAX_OUTSCALE_RATIO = 4
 
 # ITU-R 601-2 luma, the weights of Pillow's RGB → "L"
 _LUMA = (0.299, 0.587, 0.114)
@@ -38,8 +42,13 @@ def upscale_pixels(pixels: np.ndarray, scale: int, process: Process, outscale: f
         raise TypeError(f"expected uint8 or uint16 pixels, got {pixels.dtype}")
     if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (1, 2, 3, 4)):
         raise ValueError(f"expected an H×W or H×W×C (C = 1…4) image, got shape {pixels.shape}")
-    if outscale is not None and outscale <= 0:
-        raise ConfigError(f"outscale must be > 0, not {outscale}")
+    if outscale is not None and not (math.isfinite(outscale) and outscale > 0):
+        raise ConfigError(f"outscale must be a finite number > 0, not {outscale}")
+    if outscale is not None and outscale > MAX_OUTSCALE_RATIO * scale:
+        raise ConfigError(
+            f"outscale {outscale:g} is over {MAX_OUTSCALE_RATIO}× the model's ×{scale}: beyond its own factor the "
+            f"rest is plain Lanczos, which adds no detail, only gigabytes"
+        )
     maxval = float(np.iinfo(pixels.dtype).max)
     height, width = pixels.shape[:2]
     planes = pixels if pixels.ndim == 3 else pixels[:, :, None]

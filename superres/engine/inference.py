@@ -22,9 +22,10 @@ memory budget (free RAM or VRAM); out of memory halves the tile and retries.
 (premultiplied, so hidden colour cannot bleed into edges), 16-bit.
 
 **Precision.** ``fp16``/``bf16`` run a low-precision copy of the network; a tile whose output has a
-NaN or inf is rerun in fp32 with a warning. In fp32 on CPU, RRDBNet's dense blocks run by Winograd's
-F(4×4, 3×3) (:mod:`superres.engine.winograd`, compiled on first use), ~2× faster and within 1 level of the
-direct conv; ``winograd=False`` keeps PyTorch's conv.
+NaN or inf is rerun in fp32 with a warning. NaN or inf in fp32 is an error (:class:`WeightsError`):
+clamped, it would be written as a black or white image. In fp32 on CPU, RRDBNet's dense blocks run by
+Winograd's F(4×4, 3×3) (:mod:`superres.engine.winograd`, compiled on first use), ~2× faster and within
+1 level of the direct conv; ``winograd=False`` keeps PyTorch's conv.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ from superres.engine.colour import Sink, luma, upscale_pixels
 from superres.engine.devices import PRECISIONS, cpu_has_amx, is_out_of_memory, resolve_device, resolve_precision
 from superres.engine.tiling import pad_to_multiple, round_up, tile_grid
 from superres.engine.winograd import WinogradKernel
-from superres.errors import ConfigError, SuperresError, WeightsError
-from superres.imageio import array_to_pil, check_target, pil_to_array, read_image, write_image
+from superres.errors import ConfigError, SuperresError, WeightsError, about
+from superres.imageio import DEFAULT_MAX_PIXELS, array_to_pil, check_target, pil_to_array, read_image, write_image
 
 if TYPE_CHECKING:
     from superres.models.detect import ModelInfo
@@ -182,16 +183,22 @@ class Upscaler:
         outscale: float | None = None,
         overwrite: bool = False,
         progress: Progress | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> Path:
         """Read ``source``, upscale it, write ``target`` (format by extension) keeping ICC and EXIF.
 
         ``target`` is never the source file, and an existing ``target`` is an error unless ``overwrite``.
+        A source of more than ``max_pixels`` pixels (``None``: no limit of ours) is refused from its
+        header, before decoding, and so is a file of several frames (an animation, a multi-page TIFF).
+        Every error is a :class:`~superres.errors.SuperresError` that names the file.
         """
         source, target = Path(source), Path(target)
-        check_target(source, target, overwrite)  # before the work, not after
-        image = read_image(source)
-        pixels = self._upscale_pixels(image.pixels, outscale, progress)
-        return write_image(target, replace(image, pixels=pixels), overwrite=overwrite)
+        with about(source):
+            check_target(source, target, overwrite)  # before the work, not after
+            image = read_image(source, max_pixels)
+            pixels = self._upscale_pixels(image.pixels, outscale, progress)
+        with about(target):
+            return write_image(target, replace(image, pixels=pixels), overwrite=overwrite)
 
     # -- arrays ----------------------------------------------------------------------------------
 
@@ -306,6 +313,11 @@ class Upscaler:
                 stacklevel=2,
             )
             out = self._forward(x, torch.float32, tile)
+        if not torch.isfinite(out).all():
+            raise WeightsError(
+                f"{self.arch} produced NaN/inf even in fp32 (its weights are damaged, or overflow on this "
+                f"input); nothing was written"
+            )
         return out.clamp_(0.0, 1.0)
 
     def _forward(

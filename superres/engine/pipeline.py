@@ -21,8 +21,13 @@ one finished image behind it, so at most two decoded inputs and two outputs are 
 (:mod:`superres.video.transcode`: decoder thread → network → encoder thread).
 
 Each job ends in a :class:`FileOutcome`, yielded in the order of the jobs: the file written, or the
-error that stopped it (:class:`~superres.errors.SuperresError` or :class:`OSError`; one bad file never
-stops the batch), with the warnings raised while that job was read, upscaled and written.
+error that stopped it (:class:`~superres.errors.SuperresError` or :class:`OSError`, naming the file; running
+out of memory is one of them, see :func:`superres.errors.about`: one bad file never stops the batch),
+with the warnings raised while that job was read, upscaled and written.
+
+Outputs are written atomically (:func:`superres.imageio.atomic_path`): a batch killed at any moment
+leaves complete outputs and, at most, hidden ``.part`` temporaries, which the next batch writing into
+that folder removes (:func:`superres.imageio.remove_stale_parts`).
 """
 
 from __future__ import annotations
@@ -37,8 +42,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from superres.errors import ImageError, SuperresError
-from superres.imageio import ImageData, check_target, read_image, write_image
+from superres.errors import ImageError, SuperresError, about
+from superres.imageio import (
+    DEFAULT_MAX_PIXELS,
+    ImageData,
+    check_target,
+    read_image,
+    remove_stale_parts,
+    write_image,
+)
 
 if TYPE_CHECKING:
     from superres.engine.inference import Progress, Upscaler
@@ -72,14 +84,15 @@ def upscale_files(
     outscale: float | None = None,
     overwrite: bool = False,
     progress_for: Callable[[int], Progress | None] | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> Iterator[FileOutcome]:
     """Upscale each ``(source, target)`` file; yields one :class:`FileOutcome` per job, in order.
 
     Output files equal those of ``upscaler.upscale_file(source, target, outscale, overwrite)``
-    (:func:`check_target` says which targets are refused; here also a target that is another job's source).
-    ``progress_for(i)`` is called as the network starts on job ``i`` and may return a tile progress
-    callback for it. The network runs in the caller's thread, during ``next()``; reading and writing
-    run in two background threads.
+    (:func:`check_target` says which targets are refused; here also a target that is another job's source;
+    ``max_pixels`` as there). ``progress_for(i)`` is called as the network starts on job ``i`` and may
+    return a tile progress callback for it. The network runs in the caller's thread, during ``next()``;
+    reading and writing run in two background threads.
 
     While the batch runs, a warning raised for a job — by its read, its network or its write, in
     whichever thread — is collected into its outcome and not shown, and the process-wide warning
@@ -89,26 +102,28 @@ def upscale_files(
     jobs = [(Path(source), Path(target)) for source, target in jobs]
     if not jobs:
         return
+    for folder in dict.fromkeys(target.parent for _, target in jobs):
+        remove_stale_parts(folder)  # what a killed run left there; never a result, never another live run's
     inputs = frozenset(source.resolve() for source, _ in jobs)
     caught: list[list[Warning]] = [[] for _ in jobs]
     with _collect_warnings_per_job() as on_job:
 
         def read(index: int) -> _Job:
-            return index, _attempt(on_job, caught[index], _check_and_read, *jobs[index], overwrite, inputs)
+            return index, _attempt(on_job, caught[index], _check_and_read, *jobs[index], overwrite, inputs, max_pixels)
 
         def upscale(job: _Job) -> _Job:
             index, image = job
             if isinstance(image, JOB_ERRORS):
                 return job
             progress = progress_for(index) if progress_for is not None else None
-            return index, _attempt(on_job, caught[index], _upscale, upscaler, image, outscale, progress)
+            return index, _attempt(on_job, caught[index], _upscale, upscaler, jobs[index][0], image, outscale, progress)
 
         def write(job: _Job) -> FileOutcome:
             index, image = job
             if isinstance(image, JOB_ERRORS):
                 result: Path | SuperresError | OSError = image
             else:
-                result = _attempt(on_job, caught[index], write_image, jobs[index][1], image, overwrite)
+                result = _attempt(on_job, caught[index], _write, jobs[index][1], image, overwrite)
             if isinstance(result, JOB_ERRORS):
                 return FileOutcome(*jobs[index], written=None, error=result, warnings=tuple(caught[index]))
             return FileOutcome(*jobs[index], written=result, error=None, warnings=tuple(caught[index]))
@@ -153,16 +168,27 @@ def overlap(items: Iterable[A], work: Callable[[A], B], finish: Callable[[B], C]
         yield last  # type: ignore[misc]  # with the threads stopped
 
 
-def _check_and_read(source: Path, target: Path, overwrite: bool, inputs: frozenset[Path]) -> ImageData:
-    check_target(source, target, overwrite)
-    if target.resolve() in inputs:  # the reader may get to that job before or after this one is written
-        raise ImageError(f"{target}: is the input of another job; superres never writes over its inputs")
-    return read_image(source)
+def _check_and_read(
+    source: Path, target: Path, overwrite: bool, inputs: frozenset[Path], max_pixels: int | None
+) -> ImageData:
+    with about(source):
+        check_target(source, target, overwrite)
+        if target.resolve() in inputs:  # the reader may get to that job before or after this one is written
+            raise ImageError(f"{target}: is the input of another job; superres never writes over its inputs")
+        return read_image(source, max_pixels)
 
 
-def _upscale(upscaler: Upscaler, image: ImageData, outscale: float | None, progress: Progress | None) -> ImageData:
+def _upscale(
+    upscaler: Upscaler, source: Path, image: ImageData, outscale: float | None, progress: Progress | None
+) -> ImageData:
     """The upscaled image, with the source's ICC profile and EXIF."""
-    return replace(image, pixels=upscaler.upscale(image.pixels, outscale, progress))
+    with about(source):
+        return replace(image, pixels=upscaler.upscale(image.pixels, outscale, progress))
+
+
+def _write(target: Path, image: ImageData, overwrite: bool) -> Path:
+    with about(target):
+        return write_image(target, image, overwrite)
 
 
 def _attempt(function: Callable[..., T], *args: Any) -> T | SuperresError | OSError:

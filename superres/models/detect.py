@@ -11,6 +11,10 @@ Two small registries drive everything:
 
 :func:`detect` converts a foreign layout if one matches, then walks ``FAMILIES``. Adding an
 architecture is adding one ``Family`` entry; adding a layout is adding one ``Layout`` entry.
+
+Hyper-parameters, whether a file's metadata declares them or :func:`detect` reads them from key names,
+are bounded by the tensors that must hold their weights (:func:`check_hparams`) before any network is
+built: a file cannot ask for a billion blocks or a negative width.
 """
 
 from __future__ import annotations
@@ -253,6 +257,8 @@ class Family:
     signature: tuple[str, ...]  # keys every state dict of this family has
     read_hparams: Callable[[StateDict], dict[str, Any]]
     scale_hparam: str  # the constructor argument that holds the scale
+    scales: tuple[int, ...]  # the scales the network builds
+    counts: tuple[str, ...]  # constructor arguments that count layers or blocks (see check_hparams)
     size_multiple: Callable[[dict[str, Any]], int] = lambda hparams: 1
     # Real-ESRGAN runs RRDBNet and SRVGGNetCompact in fp16 by default; where a tile still overflows, the
     # engine reruns it in fp32. A family whose activations overflow fp16 routinely would set this False.
@@ -270,6 +276,8 @@ FAMILIES: tuple[Family, ...] = (
         signature=("conv_first.weight", "body.0.rdb1.conv1.weight", "conv_body.weight", "conv_last.weight"),
         read_hparams=_rrdbnet_hparams,
         scale_hparam="scale",
+        scales=(1, 2, 4, 8),
+        counts=("num_block",),
         # pixel-unshuffle by 4 (×1) or 2 (×2) needs H and W divisible by it
         size_multiple=lambda hparams: {1: 4, 2: 2}.get(hparams["scale"], 1),
     ),
@@ -280,6 +288,8 @@ FAMILIES: tuple[Family, ...] = (
         signature=("body.0.weight", "body.0.bias"),
         read_hparams=_srvgg_hparams,
         scale_hparam="upscale",
+        scales=tuple(range(1, 17)),
+        counts=("num_conv",),
     ),
     Family(
         arch="SRResNet",
@@ -293,6 +303,8 @@ FAMILIES: tuple[Family, ...] = (
         ),
         read_hparams=_srresnet_hparams,
         scale_hparam="scale",
+        scales=(2, 4, 8, 16),
+        counts=("num_block",),
     ),
 )
 
@@ -318,6 +330,42 @@ def complete_hparams(arch: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
         raise WeightsError(f"{arch} has no hyper-parameter(s) {', '.join(unknown)}; it takes {', '.join(parameters)}")
     defaults = {name: p.default for name, p in parameters.items() if p.default is not inspect.Parameter.empty}
     return {**defaults, **hparams}
+
+
+def check_hparams(arch: str, hparams: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]) -> None:
+    """A :class:`WeightsError` unless every hyper-parameter is of its constructor default's type and
+    within what ``state_dict`` can hold — checked before anything is built or allocated.
+
+    Building even on the meta device costs memory and time per layer, so an absurd ``num_block`` from a
+    file's metadata, or a block index like ``body.999999999`` in its key names, would run without bound.
+    The bounds come from the tensors, not from limits of our own: a count of layers or blocks
+    (``Family.counts``) is at most the number of tensors, since each layer has weights of its own; any
+    other integer (features, channels) is a width, at least 1 and at most the largest tensor dimension;
+    the scale is one the architecture builds. Whether the weights then fit exactly is checked on load.
+    """
+    entry = family(arch)
+    kwargs = complete_hparams(arch, hparams)
+    parameters = inspect.signature(entry.network).parameters
+    tensors = len(state_dict)
+    widest = max((size for tensor in state_dict.values() for size in tensor.shape), default=0)
+    for name, value in kwargs.items():
+        default = parameters[name].default
+        kind = bool if isinstance(default, bool) else type(default)
+        if kind in (bool, int, str) and (type(value) is not kind):
+            raise WeightsError(f"{arch}: {name} must be {kind.__name__} (like {default!r}), not {value!r:.40}")
+        if kind is str and len(value) > 64:
+            raise WeightsError(f"{arch}: {name} is {len(value)} characters long; expected a name like {default!r}")
+        if kind is not int:
+            continue
+        if name == entry.scale_hparam:
+            if value not in entry.scales:
+                builds = ", ".join(map(str, entry.scales))
+                raise WeightsError(f"{arch}: {name} {value} is not a scale it builds ({builds})")
+        elif name in entry.counts:
+            if not 0 <= value <= tensors:
+                raise WeightsError(f"{arch}: {name}={value}, but the file holds {tensors} tensors (at most that many)")
+        elif not 1 <= value <= widest:
+            raise WeightsError(f"{arch}: {name}={value} is not a width the tensors have (1 to {widest})")
 
 
 def build_network(arch: str, hparams: Mapping[str, Any]) -> nn.Module:

@@ -122,10 +122,11 @@ def export_network(
 
     # Exporting into a temporary file beside the target and renaming only after the check means a
     # failed export never leaves a half-written or wrong model behind, nor clobbers an old one.
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        import torch
+    import torch
 
+    from superres.imageio import atomic_path
+
+    with atomic_path(out, overwrite) as tmp:
         _write_graph(network, torch.zeros(1, info.in_channels, *sizes[0]), tmp, opset)
         diff = _max_abs_diff(network, tmp, info.in_channels, sizes)
         if not diff <= MAX_ABS_DIFF:
@@ -133,9 +134,6 @@ def export_network(
                 f"the exported graph does not reproduce PyTorch (max |Δ| {diff:.3g} > {MAX_ABS_DIFF:g}); "
                 f"try another --opset"
             )
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return ExportReport(out, info.arch, info.scale, opset, sizes, diff)
 
 
@@ -146,7 +144,9 @@ def export_onnx(
     overwrite: bool = False,
 ) -> ExportReport:
     """Export the weights file ``model_path`` (any format :func:`superres.models.weights.load_network` reads)."""
+    from superres.imageio import check_not_input
     from superres.models.weights import load_network
 
+    check_not_input(out_path, [model_path])
     network, info = load_network(model_path)
     return export_network(network, info, out_path, opset=opset, overwrite=overwrite)

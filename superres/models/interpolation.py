@@ -72,9 +72,13 @@ def interpolate_networks(
 def interpolate(
     psnr_path: str | Path, gan_path: str | Path, alpha: float, out_path: str | Path, overwrite: bool = False
 ) -> Path:
-    """Blend two weight files of the same architecture and hyper-parameters into ``out_path`` (safetensors)."""
+    """Blend two weight files of the same architecture and hyper-parameters into ``out_path`` (safetensors).
+
+    ``out_path`` is never one of the two inputs, ``overwrite`` or not."""
+    from superres.imageio import check_not_input
     from superres.models.weights import load_network, save_network
 
+    check_not_input(out_path, [psnr_path, gan_path])
     model, info = interpolate_networks(load_network(psnr_path), load_network(gan_path), alpha)
     metadata = {
         "interpolation": f"(1 - alpha) * PSNR + alpha * GAN, ESRGAN §3.4; alpha={alpha}",

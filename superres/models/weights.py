@@ -12,7 +12,6 @@ import json
 import os
 import pickle
 import re
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,17 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from superres.errors import WeightsError
-from superres.models.detect import Detected, ModelInfo, StateDict, build_network, complete_hparams, describe, detect
+from superres.errors import WeightsError, about
+from superres.models.detect import (
+    Detected,
+    ModelInfo,
+    StateDict,
+    build_network,
+    check_hparams,
+    complete_hparams,
+    describe,
+    detect,
+)
 
 # Version of the metadata written by save_network; files from a newer superres are refused.
 FORMAT_VERSION = 1
@@ -141,7 +149,7 @@ def _declared(metadata: Mapping[str, str], source: str) -> Detected:
     try:
         version = int(metadata.get("format_version", FORMAT_VERSION))
         hparams = json.loads(metadata["hparams"])
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, RecursionError) as exc:
         raise WeightsError(f"{source}: unreadable superres metadata ({exc})") from None
     if version > FORMAT_VERSION:
         raise WeightsError(f"{source}: written by a newer superres (format {version}); please upgrade")
@@ -173,9 +181,19 @@ def _check_fit(network: nn.Module, state_dict: Mapping[str, torch.Tensor], what:
         raise WeightsError(f"{what}: the weights do not fit the network: {'; '.join(problems)}")
 
 
+def _check_finite(state_dict: Mapping[str, torch.Tensor], what: str) -> None:
+    """A network with a NaN or inf weight can only produce NaN (a black image once clamped): refuse it."""
+    broken = [key for key, tensor in state_dict.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+    if broken:
+        raise WeightsError(
+            f"{what}: {len(broken)} tensor(s) hold NaN or inf ({_first_few(broken)}); the weights are damaged"
+        )
+
+
 def _load_strict(network: nn.Module, state_dict: StateDict, what: str) -> nn.Module:
     """Strict load into a network built on the meta device; tensors become CPU fp32 parameters."""
     _check_fit(network, state_dict, what)
+    _check_finite(state_dict, what)
     tensors = {
         key: (tensor.float() if tensor.is_floating_point() else tensor).contiguous()
         for key, tensor in state_dict.items()
@@ -193,15 +211,17 @@ def load_network(path: str | os.PathLike[str]) -> tuple[nn.Module, ModelInfo]:
     Our own files declare their architecture; anything else is recognised by :func:`detect`,
     which also converts the ESRGAN layouts to ours.
     """
-    state_dict, metadata = read_state_dict(path)
-    if "arch" in metadata and "hparams" in metadata:
-        detected = _declared(metadata, str(path))
-    else:
-        detected, state_dict = detect(state_dict)
-    # Building on the meta device skips the random initialisation that the weights replace anyway.
-    with torch.device("meta"):
-        network = build_network(detected.arch, detected.hparams)
-    _load_strict(network, state_dict, f"{path} as {detected.arch}")
+    with about(path):
+        state_dict, metadata = read_state_dict(path)
+        if "arch" in metadata and "hparams" in metadata:
+            detected = _declared(metadata, str(path))
+        else:
+            detected, state_dict = detect(state_dict)
+        check_hparams(detected.arch, detected.hparams, state_dict)  # before building: bounded by the tensors
+        # Building on the meta device skips the random initialisation that the weights replace anyway.
+        with torch.device("meta"):
+            network = build_network(detected.arch, detected.hparams)
+        _load_strict(network, state_dict, f"{path} as {detected.arch}")
     network.eval()
     user_metadata = {key: value for key, value in metadata.items() if key not in RESERVED_METADATA}
     return network, describe(detected.arch, detected.hparams, network, user_metadata, detected.layout)
@@ -216,18 +236,21 @@ def _as_metadata_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def _write_atomically(path: Path, tensors: StateDict, metadata: dict[str, str]) -> None:
-    """Write to a temporary file beside ``path``, then rename: a crash never leaves a half-written file."""
+def _write_atomically(path: Path, tensors: StateDict, metadata: dict[str, str], overwrite: bool) -> None:
+    """Write through a hidden temporary file beside ``path`` (:func:`superres.imageio.atomic_path`):
+    a crash or a full disk never leaves a half-written file, nor touches an existing one."""
+    from superres.imageio import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh hidden name in the same folder (os.replace is atomic only within one filesystem).
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        save_file(tensors, temporary, metadata=metadata)
+    with atomic_path(path, overwrite) as temporary:
+        try:
+            save_file(tensors, temporary, metadata=metadata)
+        except SafetensorError as exc:  # safetensors reports I/O errors (a full disk) in its own type
+            code = re.search(r"os error (\d+)", str(exc))
+            if code is None:
+                raise WeightsError(f"{path}: cannot write ({_first_line(exc)})") from None
+            raise OSError(int(code[1]), os.strerror(int(code[1])), str(path)) from None
         os.chmod(temporary, 0o644)  # safetensors creates files 0600; weights are meant to be shared
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def save_network(
@@ -256,6 +279,7 @@ def save_network(
     state_dict = module.state_dict()
     with torch.device("meta"):
         _check_fit(build_network(arch, hparams), state_dict, f"saving {arch}")
+    _check_finite(state_dict, f"{path}: not saved: {arch}")  # a NaN checkpoint would only ever make black images
     tensors = {key: tensor.detach().to("cpu").contiguous() for key, tensor in state_dict.items()}
     info = describe(arch, hparams, module)
     header = {
@@ -265,5 +289,5 @@ def save_network(
         "scale": str(info.scale),
         **{str(key): _as_metadata_value(value) for key, value in (metadata or {}).items()},
     }
-    _write_atomically(path, tensors, header)
+    _write_atomically(path, tensors, header, overwrite)
     return path

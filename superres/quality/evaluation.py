@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,9 +26,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from superres.errors import ImageError, SuperresError
-from superres.imageio import ImageData, read_image, write_image
+from superres.imageio import ImageData, check_not_input, read_image, remove_stale_parts, write_image
 from superres.quality.imresize import imresize
-from superres.quality.metrics import PROTOCOL_RGB, PROTOCOL_Y, psnr, rgb_to_y, ssim
+from superres.quality.metrics import PROTOCOL_RGB, PROTOCOL_Y, psnr, rgb_to_y, smallest_side, ssim
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
@@ -73,6 +73,8 @@ class DatasetResult:
 class EvalReport:
     protocol: dict[str, Any]
     results: dict[str, DatasetResult]
+    # SR images that ``save_images`` could not write (one line each); the scores are complete regardless
+    save_errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"protocol": dict(self.protocol), "results": {name: asdict(r) for name, r in self.results.items()}}
@@ -107,17 +109,20 @@ def evaluate(
     output to ``<save_images>/<Set>/<stem>.png``; existing files are an error unless ``overwrite``.
     ``device``, ``precision`` and ``tile`` go to ``load_model`` when ``model`` is a path or name;
     precision defaults to fp32 so that published numbers do not depend on the hardware.
+    An SR image that cannot be written (a full disk) does not stop the scoring: it is listed in
+    ``save_errors`` of the report.
     """
     upscaler, model_name = _resolve_model(model, scale, device, precision, tile)
     scale = int(upscaler.scale)
     root = Path(data_root)
     sets = [_DatasetFiles.find(root, name, scale) for name in datasets]
     save_dir = Path(save_images) if save_images is not None else None
-    if save_dir is not None and not overwrite:
-        _refuse_existing_outputs(save_dir, sets)
+    if save_dir is not None:
+        _prepare_outputs(save_dir, sets, overwrite)
 
+    save_errors: list[str] = []
     results = {
-        files.name: _evaluate_dataset(upscaler, files, scale, y_only, save_dir, overwrite, progress)
+        files.name: _evaluate_dataset(upscaler, files, scale, y_only, save_dir, overwrite, progress, save_errors)
         for files in sets
     }
     protocol = {
@@ -133,7 +138,7 @@ def evaluate(
         "hr": f"cropped to a multiple of {scale}, top-left kept",
         "lr": f"LR_bicubic/X{scale} files where present, else superres.quality.imresize (MATLAB bicubic)",
     }
-    return EvalReport(protocol=protocol, results=results)
+    return EvalReport(protocol=protocol, results=results, save_errors=save_errors)
 
 
 def _resolve_model(
@@ -183,9 +188,20 @@ class _DatasetFiles:
                 return self.lr_dir / candidate
         raise SuperresError(f"no LR image for {hr_path.name} in {self.lr_dir}")
 
+    def inputs(self) -> list[Path]:
+        """Every file the evaluation of this set reads (or might, for the LR)."""
+        if self.lr_dir is None:
+            return list(self.hr_paths)
+        return [*self.hr_paths, *(p for p in self.lr_dir.iterdir() if p.is_file())]
+
     def read_pair(self, hr_path: Path, scale: int) -> tuple[np.ndarray, np.ndarray]:
         """(LR, HR) as uint8, HR cropped to a multiple of ``scale``; gray images stay 2-D."""
         hr = crop_to_multiple(read_uint8(hr_path), scale)
+        if min(hr.shape[:2]) < smallest_side(scale):
+            raise ImageError(
+                f"{hr_path}: {hr.shape[1]}×{hr.shape[0]} is too small to score: SSIM's 11×11 window needs "
+                f"at least {smallest_side(scale)} px a side once the {scale}-px border is cropped"
+            )
         if self.lr_dir is None:
             return make_lr(hr, scale), hr
         lr_path = self.lr_path(hr_path, scale)
@@ -213,12 +229,22 @@ def load_benchmark(folder: str | Path, scale: int) -> list[BenchmarkImage]:
     return [BenchmarkImage(p.stem, *files.read_pair(p, scale)) for p in files.hr_paths]
 
 
-def _refuse_existing_outputs(save_dir: Path, sets: Iterable[_DatasetFiles]) -> None:
+def _prepare_outputs(save_dir: Path, sets: list[_DatasetFiles], overwrite: bool) -> None:
+    """Before any work: refuse outputs that exist (unless ``overwrite``) or that are inputs, make the
+    folders (a folder that cannot be made is an error now, not after the scoring), clear old temporaries."""
     for files in sets:
+        inputs = files.inputs()
         for hr_path in files.hr_paths:
             target = _output_path(save_dir, files.name, hr_path)
-            if target.exists():
+            check_not_input(target, inputs)
+            if target.exists() and not overwrite:
                 raise SuperresError(f"{target} exists; choose another --save-images folder or pass --overwrite")
+        folder = save_dir / files.name
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SuperresError(f"cannot make {folder} for --save-images ({exc.strerror or exc})") from None
+        remove_stale_parts(folder)
 
 
 def _output_path(save_dir: Path, dataset: str, hr_path: Path) -> Path:
@@ -233,6 +259,7 @@ def _evaluate_dataset(
     save_dir: Path | None,
     overwrite: bool,
     progress: bool,
+    save_errors: list[str],
 ) -> DatasetResult:
     from tqdm import tqdm
 
@@ -242,9 +269,10 @@ def _evaluate_dataset(
         lr, hr = files.read_pair(hr_path, scale)
         sr = _super_resolve(upscaler, lr, hr.shape, hr_path)
         if save_dir is not None:
-            target = _output_path(save_dir, files.name, hr_path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            write_image(target, ImageData(pixels=sr, format="PNG"), overwrite=overwrite)
+            try:
+                write_image(_output_path(save_dir, files.name, hr_path), ImageData(sr, format="PNG"), overwrite)
+            except SuperresError as err:
+                save_errors.append(str(err))
         images[hr_path.name] = score_image(sr, hr, scale, y_only)
     return DatasetResult(
         psnr=float(np.mean([s.psnr for s in images.values()])),

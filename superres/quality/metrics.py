@@ -79,6 +79,11 @@ def psnr(img1: np.ndarray, img2: np.ndarray, crop_border: int, y_only: bool = Tr
     return math.inf if mse == 0 else 10.0 * math.log10(_PEAK**2 / mse)
 
 
+def smallest_side(crop_border: int) -> int:
+    """The smallest height and width that SSIM can score: its 11×11 window inside the cropped border."""
+    return _SSIM_WINDOW + 2 * crop_border
+
+
 def ssim(img1: np.ndarray, img2: np.ndarray, crop_border: int, y_only: bool = True) -> float:
     """Mean SSIM between two uint8 images (``H×W×3`` or ``H×W``); RGB: mean over channels."""
     a, b = _prepare_pair(img1, img2, crop_border, y_only)

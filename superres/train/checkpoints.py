@@ -63,12 +63,17 @@ def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
 
 
 def remove_partial_checkpoints(run_dir: Path) -> None:
-    """Delete temporary folders left by a run that was killed while saving."""
+    """Delete what a run killed while saving left: temporary checkpoint folders, and the temporary files
+    of atomic writes (best.safetensors, best.json, config.yaml, sample grids) in the run folder."""
+    from superres.imageio import remove_stale_parts
+
     root = run_dir / CHECKPOINT_DIR
     if root.is_dir():
         for path in root.iterdir():
             if path.name.startswith(".") and path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
+    for folder in (run_dir, *(run_dir / "samples").glob("step_*")):
+        remove_stale_parts(folder)
 
 
 def save_checkpoint(
@@ -122,12 +127,12 @@ def save_best(
     run_dir: Path, generator: nn.Module, arch: str, hparams: dict[str, Any], metadata: dict[str, str], info: dict
 ) -> Path:
     """Replace ``best.safetensors`` (atomically) and record what made it the best in ``best.json``."""
+    from superres.imageio import atomic_path
     from superres.models.weights import save_network
 
     path = save_network(run_dir / BEST_FILE, generator, arch, hparams, metadata, overwrite=True)
-    tmp = run_dir / f".{BEST_INFO}.tmp-{os.getpid()}"
-    _write_durably(tmp, lambda f: f.write(json.dumps(info, indent=2).encode("utf-8")))
-    os.replace(tmp, run_dir / BEST_INFO)
+    with atomic_path(run_dir / BEST_INFO) as tmp:
+        _write_durably(tmp, lambda f: f.write(json.dumps(info, indent=2).encode("utf-8")))
     return path
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -154,6 +156,8 @@ class TrainConfig:
     log_every: int = 100
     num_val_grids: int = 3
     tensorboard: bool = True
+    # A step whose loss is NaN/inf is skipped (no update); this many in a row stop the run (Trainer.train_step)
+    max_nonfinite_steps: int = 10
 
     @property
     def run_dir(self) -> Path:
@@ -170,10 +174,12 @@ class TrainConfig:
         for name in ("val_every", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
-        if self.threads < 0:
-            raise ConfigError("threads must be 0 (torch's default) or a positive count")
+        if not 0 <= self.threads <= (os.cpu_count() or 1):
+            raise ConfigError(f"threads must be 0 (torch's default) or a count up to {os.cpu_count()} (the CPUs here)")
         if self.keep_last < 1:
             raise ConfigError("keep_last must be at least 1")
+        if self.max_nonfinite_steps < 1:
+            raise ConfigError("max_nonfinite_steps must be at least 1")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
         if self.data.patch_size % self.model.scale:
@@ -194,7 +200,7 @@ class TrainConfig:
 # Settings that may change when a run is resumed; anything else must match the saved config.
 RESUMABLE_CHANGES = frozenset(
     {"total_steps", "val_every", "save_every", "keep_last", "log_every", "num_val_grids", "tensorboard",
-     "device", "threads", "precision", "channels_last", "data.num_workers", "data.root"}
+     "device", "threads", "precision", "channels_last", "data.num_workers", "data.root", "max_nonfinite_steps"}
 )  # fmt: skip
 
 
@@ -322,9 +328,12 @@ def convert(value: Any, hint: Any, key: str) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"{key} must be a number, got {value!r}")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{key} must be a number, got {value!r}") from None
+        if not math.isfinite(number):  # "nan" and "inf" parse as floats, and would train nothing
+            raise ConfigError(f"{key} must be a finite number, got {value!r}")
+        return number
     if hint is str:
         if isinstance(value, (dict, list)):
             raise ConfigError(f"{key} must be a string, got {value!r}")

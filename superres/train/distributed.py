@@ -68,6 +68,15 @@ def broadcast_object(ctx: DistContext, value: object) -> object:
     return holder[0]
 
 
+def all_true(ctx: DistContext, flag: torch.Tensor) -> bool:
+    """Whether a boolean tensor is true on every rank: all ranks take a decision (skip a step) together,
+    or DDP's gradient all-reduce would wait forever for the ranks that skipped."""
+    value = flag.to(torch.float32).reshape(1)
+    if ctx.distributed:
+        dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
+
+
 def sync_buffers(ctx: DistContext, module: torch.nn.Module) -> None:
     """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
 

@@ -22,6 +22,7 @@ class RunLogger:
         self._writer = None
         if not enabled:
             return
+        _rewind(self.log_path, start_step)
         from tqdm.auto import tqdm
 
         # Redirected to a file, a bar redrawn ten times a second grows the file without bounds.
@@ -70,6 +71,30 @@ class RunLogger:
             self._bar.close()
         if self._writer is not None:
             self._writer.close()
+
+
+def _rewind(log_path: Path, step: int) -> None:
+    """Keep the log's complete records up to ``step``, where a resumed run continues.
+
+    A run killed between two checkpoints has logged steps that its resumption computes again, and
+    a kill in the middle of an append leaves half a line; both go, so the log reads as one clean run.
+    """
+    if not log_path.is_file():
+        return
+    from superres.imageio import atomic_path
+
+    text = log_path.read_text(encoding="utf-8", errors="replace")
+    kept = []
+    for line in text.splitlines(keepends=True):
+        try:
+            record = json.loads(line) if line.endswith("\n") else None
+        except ValueError:
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line)
+    if len(kept) != len(text.splitlines(keepends=True)):
+        with atomic_path(log_path) as tmp:
+            tmp.write_text("".join(kept), encoding="utf-8")
 
 
 def _tensorboard_writer(log_dir: Path):

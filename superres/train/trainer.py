@@ -7,6 +7,13 @@ One loop serves all four presets. Each update of the generator minimises
 (SRGAN eq. 3, ESRGAN eq. 3; a weight of 0 switches a term off). In GAN stages the discriminator
 is then updated once on the same batch. Everything random is a function of the seed and the step,
 so a resumed run continues bit for bit as the uninterrupted run would have (on CPU).
+
+A loss that is NaN or inf (a GAN's discriminator saturating, an fp16 overflow, a broken image) would
+turn every weight into NaN with one optimiser step, and every checkpoint after it with them. Such a
+step is skipped instead — no update of G, D or the EMA — and counted in the log
+(``train/skipped_steps``); ``max_nonfinite_steps`` skipped steps in a row stop the run with a message
+naming the loss. :func:`superres.models.weights.save_network` refuses non-finite weights besides, so no
+checkpoint can hold NaN.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from superres.train.config import (
 )
 from superres.train.distributed import (
     DistContext,
+    all_true,
     broadcast_object,
     setup,
     sync_buffers,
@@ -45,6 +53,7 @@ from superres.train.ema import ModelEMA
 from superres.train.runlog import RunLogger
 
 STATE_FORMAT = 1
+SKIPPED = "train/skipped_steps"  # logged: steps whose update was skipped for a NaN/inf loss
 
 
 def train(config: TrainConfig, resume: bool = False) -> Path:
@@ -115,6 +124,7 @@ class Trainer:
         self.opt_d = _adam(self.models.discriminator_raw, config.optim_d) if self.models.discriminator_raw else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=config.precision == "fp16")
         self.step = 0
+        self.nonfinite_run = 0  # steps skipped in a row for a NaN/inf loss
         self.best: dict[str, Any] | None = None
         self._rng_to_restore: dict[str, Any] | None = None
         if latest is not None:
@@ -379,7 +389,8 @@ class Trainer:
         if self._rng_to_restore is not None:
             _set_rng_state(self._rng_to_restore)
         sums: dict[str, torch.Tensor] = {}
-        count = 0
+        counts: dict[str, int] = {}
+        steps = 0
         timer = {"data": 0.0, "step": 0.0}
         batches = iter(loader)
         start_step = self.step
@@ -394,20 +405,22 @@ class Trainer:
                 timer["step"] += time.perf_counter() - t0
                 for key, value in losses.items():
                     sums[key] = sums.get(key, 0.0) + value
-                count += 1
+                    counts[key] = counts.get(key, 0) + 1
+                steps += 1
                 self.log.advance()
                 if self.step % config.log_every == 0 or self.step == config.total_steps:
-                    values = {k: float(v) / count for k, v in sums.items()}
-                    if not math.isfinite(values["loss/g_total"]):
+                    # means over the steps that had each value; skipped steps are counted, not averaged
+                    values = {k: float(v) / (1 if k == SKIPPED else counts[k]) for k, v in sums.items()}
+                    if not math.isfinite(values.get("loss/g_total", 0.0)):
                         raise ConfigError(
                             f"the training loss became {values['loss/g_total']} before step {self.step}; "
                             "lower optim.lr, use precision=fp32, or check the data"
                         )
                     values["lr"] = learning_rate(config.optim, self.step - 1)
-                    values["time/data_s"] = timer["data"] / count
-                    values["time/step_s"] = timer["step"] / count
+                    values["time/data_s"] = timer["data"] / steps
+                    values["time/step_s"] = timer["step"] / steps
                     self.log.scalars(self.step, values)
-                    sums, count, timer = {}, 0, {"data": 0.0, "step": 0.0}
+                    sums, counts, steps, timer = {}, {}, 0, {"data": 0.0, "step": 0.0}
                 final = self.step == config.total_steps
                 if self.step % config.val_every == 0 or final:
                     self._validate()
@@ -465,11 +478,15 @@ class Trainer:
             stats["loss/g_adv"] = self.gan_loss.g_loss(real_logits, fake_logits)
             total = total + config.loss.gan_weight * stats["loss/g_adv"]
         stats["loss/g_total"] = total
+        if (bad := self._nonfinite(stats)) is not None:
+            self._skip(*bad)
+            return {SKIPPED: torch.ones((), device=self.device)}  # no update of G, D or the EMA
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.step(self.opt_g)
 
         # Discriminator, on the same batch: real HR against the generator's (detached) output.
+        skipped = False
         if m.discriminator is not None:
             m.discriminator_raw.requires_grad_(True)
             for group in self.opt_d.param_groups:
@@ -478,17 +495,55 @@ class Trainer:
                 real_logits = m.discriminator(hr).float()
                 fake_logits = m.discriminator(sr.detach()).float()
             loss_d = self.gan_loss.d_loss(real_logits, fake_logits)
-            self.opt_d.zero_grad(set_to_none=True)
-            self.scaler.scale(loss_d).backward()
-            self.scaler.step(self.opt_d)
-            stats["loss/d"] = loss_d
-            stats["d/real_logit"] = real_logits.mean()
-            stats["d/fake_logit"] = fake_logits.mean()
+            if (bad := self._nonfinite({"loss/d": loss_d})) is not None:
+                self._skip(*bad)  # G's update, from finite losses, stands; D's is dropped
+                skipped = True
+            else:
+                self.opt_d.zero_grad(set_to_none=True)
+                self.scaler.scale(loss_d).backward()
+                self.scaler.step(self.opt_d)
+                stats["loss/d"] = loss_d
+                stats["d/real_logit"] = real_logits.mean()
+                stats["d/fake_logit"] = fake_logits.mean()
         self.scaler.update()
         if m.ema is not None:
             m.ema.update(m.generator_raw, self.step)
+        if skipped:
+            stats[SKIPPED] = torch.ones((), device=self.device)
+        else:
+            self.nonfinite_run = 0
         # Detached tensors, not floats: reading a value would wait for the GPU every step.
         return {key: value.detach() for key, value in stats.items()}
+
+    def _nonfinite(self, losses: dict[str, torch.Tensor]) -> tuple[str, float] | None:
+        """The first loss that is NaN or inf (name, value), on any rank; None when all are finite.
+
+        Reading the verdict waits for the device once per step: the price of never applying a NaN update.
+        """
+        stacked = torch.stack([value.detach().float().reshape(()) for value in losses.values()])
+        finite = torch.isfinite(stacked)
+        if all_true(self.ctx, finite.all()):
+            return None
+        for (name, value), ok in zip(losses.items(), finite.tolist()):
+            if not ok:
+                return name, float(value.detach())
+        return "a loss on another process", float("nan")
+
+    def _skip(self, loss: str, value: float) -> None:
+        """Count a step skipped for a non-finite ``loss``; too many in a row stop the run."""
+        self.nonfinite_run += 1
+        limit = self.config.max_nonfinite_steps
+        if self.nonfinite_run == 1:
+            self._warn(f"step {self.step + 1}: {loss} is {value}; the update is skipped")
+        if self.nonfinite_run >= limit:
+            saved = ckpt.list_checkpoints(self.run_dir)
+            last = f"the last checkpoint is step {saved[-1].step}" if saved else "no checkpoint was saved yet"
+            raise ConfigError(
+                f"{loss} was {value} at {limit} steps in a row (steps {self.step + 2 - limit}–{self.step + 1}); "
+                f"training stopped with no NaN saved ({last}). Lower optim.lr"
+                f"{' and optim_d.lr' if self.opt_d is not None else ''}, use precision=fp32, or check the data; "
+                f"then --resume"
+            )
 
     # ----------------------------------------------------------------- validation, saving
 
@@ -519,14 +574,14 @@ class Trainer:
         self.ctx.barrier()
 
     def _write_grids(self, dataset: str, grids: dict[str, np.ndarray]) -> None:
-        from PIL import Image
+        from superres.imageio import ImageData, write_image
 
         if not grids:
             return
         folder = self.run_dir / "samples" / f"step_{self.step:08d}"
         folder.mkdir(parents=True, exist_ok=True)
         for name, grid in grids.items():
-            Image.fromarray(grid).save(folder / f"{dataset}_{name}.png")
+            write_image(folder / f"{dataset}_{name}.png", ImageData(grid), overwrite=True)  # atomic
             self.log.image(self.step, f"samples/{dataset}/{name}", grid)
 
     def _metadata(self) -> dict[str, str]:
@@ -603,8 +658,7 @@ def _as_tuple(value: Any) -> Any:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    import os
+    from superres.imageio import atomic_path
 
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
