@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import http.server
 import re
+import signal
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -122,3 +125,29 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     hparams = {"num_feat": 8, "num_conv": 2, "upscale": 2}
     path = tmp_path_factory.mktemp("tiny_model") / "tiny_x2.safetensors"
     return save_network(path, SRVGGNetCompact(**hparams), "SRVGGNetCompact", hparams)
+
+
+class Hang(BaseException):
+    """Raised by ``time_limit``: not an Exception (nor an OSError, as TimeoutError is), so no ``except``
+    in superres can swallow it."""
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    def expire(signum: int, frame: object) -> None:
+        raise Hang(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(scope="session")
+def time_limit() -> Callable[[float], AbstractContextManager[None]]:
+    """``with time_limit(seconds):`` fails the test when the block runs longer: unbounded work shows as
+    a failure, not as a suite that never ends (POSIX: SIGALRM, main thread)."""
+    return _time_limit

@@ -18,12 +18,10 @@ import io
 import json
 import os
 import resource
-import signal
 import struct
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -48,29 +46,11 @@ def fuzz(ci_examples: int) -> Callable:
     return settings(
         max_examples=LONG_EXAMPLES if LONG else ci_examples,
         derandomize=not LONG,
-        deadline=None,  # time is bounded by time_limit, which also catches a hang
+        deadline=None,  # time is bounded by the time_limit fixture, which also catches a hang
         database=None,
         suppress_health_check=list(HealthCheck),
         print_blob=True,
     )
-
-
-class Hang(BaseException):
-    """Not an Exception (nor an OSError, as TimeoutError is): no ``except`` in superres can swallow it."""
-
-
-@contextmanager
-def time_limit(seconds: float = SECONDS_PER_EXAMPLE) -> Iterator[None]:
-    def expire(signum: int, frame: object) -> None:
-        raise Hang(f"one example ran longer than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture
@@ -178,8 +158,8 @@ def _check_decoded(image: ImageData) -> None:
 @pytest.mark.usefixtures("bounded_memory")
 @fuzz(ci_examples=300)
 @given(data=mutated_files())
-def test_decoding_mutated_files_gives_an_image_or_an_image_error(data: bytes) -> None:
-    with time_limit(), warnings.catch_warnings():
+def test_decoding_mutated_files_gives_an_image_or_an_image_error(time_limit, data: bytes) -> None:
+    with time_limit(SECONDS_PER_EXAMPLE), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow warns about odd files; that is not a failure
         try:
             image = decode_image(data, "fuzzed", max_pixels=FUZZ_MAX_PIXELS)
@@ -213,8 +193,8 @@ def arrays(draw: st.DrawFn) -> np.ndarray:
 
 @fuzz(ci_examples=60)
 @given(pixels=arrays(), ext=st.sampled_from([".png", ".jpg", ".webp"]))
-def test_encoding_any_array_round_trips(pixels: np.ndarray, ext: str) -> None:
-    with tempfile.TemporaryDirectory() as folder, time_limit(), warnings.catch_warnings():
+def test_encoding_any_array_round_trips(time_limit, pixels: np.ndarray, ext: str) -> None:
+    with tempfile.TemporaryDirectory() as folder, time_limit(SECONDS_PER_EXAMPLE), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # 16 → 8 bits and alpha → white are announced by warnings
         path = write_image(Path(folder) / f"out{ext}", ImageData(pixels))
         back = read_image(path)
@@ -255,14 +235,25 @@ WEIGHTS = _tiny_files()
 FOLDER = Path(tempfile.mkdtemp(prefix="superres-fuzz-"))
 
 
-def _load_and_run(data: bytes, suffix: str) -> None:
+@pytest.fixture(scope="module")
+def warm() -> None:
+    """Load and run each seed once, untimed: first uses import and build things once per process."""
+    from superres.engine.inference import load_model
+
+    for name, data in WEIGHTS.items():
+        path = FOLDER / f"warm-{name}"
+        path.write_bytes(data)
+        load_model(path, device="cpu", precision="fp32", tile=0).upscale(np.zeros((8, 8, 3), np.uint8))
+
+
+def _load_and_run(data: bytes, suffix: str, time_limit: Callable) -> None:
     """The property for weights: a WeightsError-like SuperresError, or a network that upscales correctly."""
     from superres.engine.inference import Upscaler
     from superres.models.weights import load_network
 
     path = FOLDER / f"fuzzed{suffix}"
     path.write_bytes(data)
-    with time_limit(), warnings.catch_warnings():
+    with time_limit(SECONDS_PER_EXAMPLE), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             network, info = load_network(path)
@@ -339,11 +330,11 @@ def mutated_safetensors(draw: st.DrawFn) -> bytes:
     return _with_header(header, body)
 
 
-@pytest.mark.usefixtures("bounded_memory")
+@pytest.mark.usefixtures("bounded_memory", "warm")
 @fuzz(ci_examples=150)
 @given(data=mutated_safetensors())
-def test_loading_mutated_safetensors_gives_a_working_network_or_a_weights_error(data: bytes) -> None:
-    _load_and_run(data, ".safetensors")
+def test_loading_mutated_safetensors_gives_a_working_network_or_a_weights_error(time_limit, data: bytes) -> None:
+    _load_and_run(data, ".safetensors", time_limit)
 
 
 @st.composite
@@ -367,11 +358,11 @@ def random_state_dicts(draw: st.DrawFn) -> bytes:
     return save_safetensors(state)
 
 
-@pytest.mark.usefixtures("bounded_memory")
+@pytest.mark.usefixtures("bounded_memory", "warm")
 @fuzz(ci_examples=150)
 @given(data=random_state_dicts())
-def test_random_state_dicts_give_a_working_network_or_a_weights_error(data: bytes) -> None:
-    _load_and_run(data, ".safetensors")
+def test_random_state_dicts_give_a_working_network_or_a_weights_error(time_limit, data: bytes) -> None:
+    _load_and_run(data, ".safetensors", time_limit)
 
 
 @st.composite
@@ -388,10 +379,11 @@ def mutated_checkpoints(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
+@pytest.mark.usefixtures("warm")
 @fuzz(ci_examples=60)
 @given(data=mutated_checkpoints())
-def test_loading_mutated_pth_files_gives_a_working_network_or_a_weights_error(data: bytes) -> None:
-    _load_and_run(data, ".pth")
+def test_loading_mutated_pth_files_gives_a_working_network_or_a_weights_error(time_limit, data: bytes) -> None:
+    _load_and_run(data, ".pth", time_limit)
 
 
 # ------------------------------------------------------------------------------- numeric options
@@ -414,14 +406,14 @@ def cli_files(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> tup
 
 @fuzz(ci_examples=40)
 @given(option=st.sampled_from(["--outscale", "--tile", "--tile-pad", "--threads", "--max-pixels"]), value=OPTION_VALUES)
-def test_numeric_options_give_a_result_or_one_error_line(cli_files, option: str, value: str) -> None:
+def test_numeric_options_give_a_result_or_one_error_line(cli_files, time_limit, option: str, value: str) -> None:
     from typer.testing import CliRunner
 
     from superres.cli import app
 
     model, image, out = cli_files
     args = ["upscale", str(image), "-o", str(out), "-m", str(model), "--overwrite", option, value]
-    with time_limit():
+    with time_limit(SECONDS_PER_EXAMPLE):
         result = CliRunner().invoke(app, args)
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -38,25 +35,6 @@ def one_error_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, stderr
     return lines[0]
-
-
-@contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Fail if the block runs longer than ``seconds``: unbounded work shows as a failure."""
-
-    class Hang(BaseException):  # not an OSError (as TimeoutError is), which superres may catch
-        pass
-
-    def expire(signum: int, frame: object) -> None:
-        raise Hang(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture
@@ -118,7 +96,7 @@ def test_a_model_that_overflows_in_fp32_is_an_error_naming_the_image(tiny_model,
         ({"act_type": "x" * 10**5}, "characters long"),
     ],
 )
-def test_hparams_from_metadata_are_bounded_by_the_tensors(tiny_model, tmp_path, hparams, message):
+def test_hparams_from_metadata_are_bounded_by_the_tensors(tiny_model, tmp_path, time_limit, hparams, message):
     def edit(tensors, metadata):
         metadata["hparams"] = json.dumps({**json.loads(metadata["hparams"]), **hparams})
 
@@ -128,7 +106,7 @@ def test_hparams_from_metadata_are_bounded_by_the_tensors(tiny_model, tmp_path, 
     assert code == 1 and message in one_error_line(err) and "tampered.safetensors" in err
 
 
-def test_hparams_inferred_from_key_names_are_bounded_too(tiny_model, tmp_path):
+def test_hparams_inferred_from_key_names_are_bounded_too(tiny_model, tmp_path, time_limit):
     # SRVGGNetCompact's depth is read from its last body index: body.2000000002 means a billion convs
     def edit(tensors, metadata):
         metadata.clear()
@@ -264,7 +242,7 @@ def test_eval_json_is_not_written_over_an_input(tiny_benchmark):
 # ------------------------------------------------------------------- bombs, frames, pixel limits
 
 
-def test_a_decompression_bomb_is_refused_from_its_header(tiny_model, tmp_path):
+def test_a_decompression_bomb_is_refused_from_its_header(tiny_model, tmp_path, time_limit):
     bomb = tmp_path / "bomb.png"
     Image.new("1", (10000, 10000)).save(bomb)  # 100 Mpx in 12 KB: under Pillow's own limit
     assert bomb.stat().st_size < 20_000

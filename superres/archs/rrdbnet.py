@@ -17,10 +17,14 @@ RESIDUAL_SCALE = 0.2
 
 
 def _scaled_kaiming_init(modules: list[nn.Module], scale: float) -> None:
-    """ESRGAN §3.1 "smaller initialisation": Kaiming-normal weights multiplied by ``scale`` (0.1)."""
+    """ESRGAN §3.1 "smaller initialisation": Kaiming-normal weights multiplied by ``scale`` (0.1).
+
+    Skipped for a network built on the meta device to receive trained weights: there is nothing to
+    draw, and PyTorch's meta ``normal_`` imports its symbolic-shape machinery (sympy), seconds of start-up.
+    """
     for module in modules:
         for m in module.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, nn.Conv2d) and not m.weight.is_meta:
                 nn.init.kaiming_normal_(m.weight)
                 m.weight.data.mul_(scale)
                 if m.bias is not None:

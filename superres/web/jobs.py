@@ -39,7 +39,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from superres.errors import ConfigError, ImageError, SuperresError
+from superres.errors import ConfigError, ImageError, SuperresError, about
 from superres.imageio import DEFAULT_MAX_PIXELS, WRITE_FORMATS, ImageData, decode_image, write_image
 from superres.models.registry import DEFAULT_MODEL
 from superres.web.catalog import ModelCache, ModelKey, safe_label
@@ -288,7 +288,8 @@ class JobStore:
             job.changed()
         state = JobState.FAILED
         try:
-            self._work(job)
+            with about(job.name):  # running out of memory is this job's failure, in one line
+                self._work(job)
             state = JobState.DONE
         except JobCancelled:
             state = JobState.CANCELLED
