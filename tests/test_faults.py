@@ -35,12 +35,26 @@ REPO = Path(__file__).resolve().parents[1]
 KILLS = 10 if os.environ.get("SUPERRES_FUZZ") == "1" else 3
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="kills, mounts and rlimits as Linux has them")
+pytestmark = [
+    pytest.mark.skipif(sys.platform != "linux", reason="kills, mounts and rlimits as Linux has them"),
+    pytest.mark.usefixtures("one_thread"),  # as the child processes (OMP_NUM_THREADS=1): the same pixels
+]
 
 
 def superres(*args: str, preexec=None, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "superres", *args], capture_output=True, text=True, env=ENV,
                           cwd=REPO, preexec_fn=preexec, timeout=timeout, check=False)  # fmt: skip
+
+
+def in_process(*args: str) -> tuple[int, str]:
+    """``superres ARGS`` in this process (no interpreter start-up): (exit code, stderr)."""
+    from typer.testing import CliRunner
+
+    from superres.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result.exit_code, result.stderr
 
 
 def sha256(path: Path) -> str:
@@ -121,7 +135,7 @@ def test_disk_full_during_a_batch_loses_nothing_and_the_rerun_completes(tiny_mod
     sources = _images(tmp_path / "in", 6, 64)
     inputs = {p: sha256(p) for p in sources}
     reference = tmp_path / "reference"
-    assert superres("upscale", str(tmp_path / "in"), "-o", str(reference), "-m", str(tiny_model)).returncode == 0
+    assert in_process("upscale", str(tmp_path / "in"), "-o", str(reference), "-m", str(tiny_model))[0] == 0
     output_size = max(p.stat().st_size for p in reference.iterdir())  # noise: every output is as large
 
     disk = full_disk(int(output_size * 2.5), output_size // 2)  # room for two outputs and a half
@@ -137,8 +151,8 @@ def test_disk_full_during_a_batch_loses_nothing_and_the_rerun_completes(tiny_mod
     assert hidden(out) == []  # no temporary left on the full disk
 
     disk.free()
-    result = superres("upscale", str(tmp_path / "in"), "-o", str(out), "-m", str(tiny_model), preexec=disk.preexec)
-    assert result.returncode == 0, result.stderr
+    code, err = in_process("upscale", str(tmp_path / "in"), "-o", str(out), "-m", str(tiny_model))
+    assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in reference.iterdir())
     for path in reference.iterdir():
         np.testing.assert_array_equal(read_image(out / path.name).pixels, read_image(path).pixels)
@@ -177,7 +191,7 @@ def test_disk_full_while_saving_checkpoints_keeps_the_last_good_one(full_disk, t
     root = _training_images(tmp_path / "data")
     state_size = 3 * 4 * sum(p.numel() for p in _tiny_generator().parameters())  # weights + Adam's two moments
     disk = full_disk(4 * state_size, state_size // 2)  # a checkpoint or two, then the disk is full
-    args = _tiny_training(root, disk.folder, "total_steps=40", "keep_last=40")
+    args = _tiny_training(root, disk.folder, "total_steps=8", "keep_last=8")
     result = superres("train", "srresnet", *args, preexec=disk.preexec)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     line = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -186,9 +200,8 @@ def test_disk_full_while_saving_checkpoints_keeps_the_last_good_one(full_disk, t
     steps = _check_run(run)
     assert [p.name for p in (run / "checkpoints").iterdir() if p.name.startswith(".")] == []
     disk.free()
-    result = superres("train", "srresnet", *args, "--resume", preexec=disk.preexec)
-    assert result.returncode == 0, result.stderr
-    assert _check_run(run)[-1] == 40 and hidden(run) == []
+    train(load_config("srresnet", args), resume=True)
+    assert _check_run(run)[-1] == 8 and hidden(run) == []
     report({"fault": "disk full, checkpoints", "mode": disk.mode, "checkpoints_before_full": len(steps)})
 
 
@@ -277,8 +290,8 @@ def test_sigkill_during_a_folder_upscale_loses_nothing(tiny_model, tmp_path):
         temporaries = hidden(out) if out.is_dir() else []
         for name in visible:  # every visible output is complete and right
             np.testing.assert_array_equal(read_image(out / name).pixels, expected[name])
-        result = superres(*args)
-        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+        code, err = in_process(*args)  # the rerun, in this process: no start-up to pay again
+        assert code == 0, err
         assert sorted(p.name for p in out.iterdir()) == sorted(expected)  # all there, no temporary left
         for name, pixels in expected.items():
             np.testing.assert_array_equal(read_image(out / name).pixels, pixels)
@@ -340,7 +353,6 @@ def _nan_at(monkeypatch: pytest.MonkeyPatch, calls: set[int], method: str = "g_l
     monkeypatch.setattr(losses.GANLoss, method, poisoned)
 
 
-@pytest.mark.usefixtures("one_thread")
 def test_nan_in_a_gan_step_skips_that_step_and_training_goes_on(tmp_path, monkeypatch):
     root = _training_images(tmp_path / "data")
     _nan_at(monkeypatch, {3, 4})  # the generator's adversarial loss at steps 3 and 4
@@ -353,7 +365,6 @@ def test_nan_in_a_gan_step_skips_that_step_and_training_goes_on(tmp_path, monkey
     assert _check_run(run) == [4, 6, 8]  # keep_last=3 of 2, 4, 6, 8, all finite
 
 
-@pytest.mark.usefixtures("one_thread")
 def test_nan_at_every_step_stops_with_a_message_naming_the_loss_and_saves_no_nan(tmp_path, monkeypatch):
     from superres.errors import ConfigError
 

@@ -156,7 +156,7 @@ def _check_decoded(image: ImageData) -> None:
 
 
 @pytest.mark.usefixtures("bounded_memory")
-@fuzz(ci_examples=300)
+@fuzz(ci_examples=200)
 @given(data=mutated_files())
 def test_decoding_mutated_files_gives_an_image_or_an_image_error(time_limit, data: bytes) -> None:
     with time_limit(SECONDS_PER_EXAMPLE), warnings.catch_warnings():
@@ -331,7 +331,7 @@ def mutated_safetensors(draw: st.DrawFn) -> bytes:
 
 
 @pytest.mark.usefixtures("bounded_memory", "warm")
-@fuzz(ci_examples=150)
+@fuzz(ci_examples=100)
 @given(data=mutated_safetensors())
 def test_loading_mutated_safetensors_gives_a_working_network_or_a_weights_error(time_limit, data: bytes) -> None:
     _load_and_run(data, ".safetensors", time_limit)
@@ -359,7 +359,7 @@ def random_state_dicts(draw: st.DrawFn) -> bytes:
 
 
 @pytest.mark.usefixtures("bounded_memory", "warm")
-@fuzz(ci_examples=150)
+@fuzz(ci_examples=100)
 @given(data=random_state_dicts())
 def test_random_state_dicts_give_a_working_network_or_a_weights_error(time_limit, data: bytes) -> None:
     _load_and_run(data, ".safetensors", time_limit)
@@ -404,7 +404,7 @@ def cli_files(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> tup
     return tiny_model, image, folder / "out.png"
 
 
-@fuzz(ci_examples=40)
+@fuzz(ci_examples=25)
 @given(option=st.sampled_from(["--outscale", "--tile", "--tile-pad", "--threads", "--max-pixels"]), value=OPTION_VALUES)
 def test_numeric_options_give_a_result_or_one_error_line(cli_files, time_limit, option: str, value: str) -> None:
     from typer.testing import CliRunner
