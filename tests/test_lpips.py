@@ -36,7 +36,10 @@ def _randomised(net: str, seed: int = 0) -> LPIPS:
 
 def _alexnet_taps(state: dict[str, torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
     """AlexNet as Krizhevsky's single-GPU variant (torchvision), written out with its hyper-parameters."""
-    w = lambda i: (state[f"features.{i}.weight"], state[f"features.{i}.bias"])  # noqa: E731
+
+    def w(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return state[f"features.{i}.weight"], state[f"features.{i}.bias"]
+
     r1 = F.relu(F.conv2d(x, *w(0), stride=4, padding=2))
     r2 = F.relu(F.conv2d(F.max_pool2d(r1, 3, 2), *w(3), padding=2))
     r3 = F.relu(F.conv2d(F.max_pool2d(r2, 3, 2), *w(6), padding=1))
@@ -66,7 +69,7 @@ def _eq1(model: LPIPS, taps, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
     fx, fy = (taps(state, ((2 * t - 1) - shift) / scale) for t in (x, y))
     total = torch.zeros(x.shape[0], dtype=torch.float64)
-    for k, (a, b) in enumerate(zip(fx, fy)):
+    for k, (a, b) in enumerate(zip(fx, fy, strict=True)):
         a, b = a.double(), b.double()
         a = a / (a.norm(dim=1, keepdim=True) + 1e-10)
         b = b / (b.norm(dim=1, keepdim=True) + 1e-10)
@@ -108,8 +111,8 @@ def test_release_files_load(tmp_path: Path) -> None:
     torch.testing.assert_close(loaded(x, y), reference(x, y))
     sr = (x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     hr = (y[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    assert lpips_images(loaded, sr, hr) == pytest.approx(float(reference(torch.tensor(sr).permute(2, 0, 1)[None] / 255.0,
-                                                                         torch.tensor(hr).permute(2, 0, 1)[None] / 255.0)), rel=1e-5)
+    as_batch = [torch.tensor(a).permute(2, 0, 1)[None] / 255.0 for a in (sr, hr)]
+    assert lpips_images(loaded, sr, hr) == pytest.approx(float(reference(*as_batch)), rel=1e-5)
 
 
 def test_bad_files_are_one_clear_error(tmp_path: Path) -> None:
@@ -144,7 +147,8 @@ def release_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         data = (served / name).read_bytes()
         return WeightFile(f"{base}/{name}", hashlib.sha256(data).hexdigest(), len(data))
 
-    variant = dataclasses.replace(VARIANTS["alex"], backbone=pinned("alexnet-owt-7be5be79.pth"), head=pinned("alex.pth"))
+    files = {"backbone": pinned("alexnet-owt-7be5be79.pth"), "head": pinned("alex.pth")}
+    variant = dataclasses.replace(VARIANTS["alex"], **files)
     monkeypatch.setitem(lpips_module.VARIANTS, "alex", variant)
     monkeypatch.setenv("SUPERRES_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("SUPERRES_OFFLINE", raising=False)

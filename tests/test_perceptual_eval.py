@@ -69,7 +69,7 @@ def test_eval_scores_niqe_of_the_output_and_lpips_against_hr(tiny_root: Path, lp
 def test_alpha_sweep_ends_are_the_two_models_and_the_figure_is_drawn(tiny_root: Path, tmp_path: Path) -> None:
     report = alpha_sweep("superres-x4", "superres-x4-gan", tiny_root, ["Tiny"], alphas=[0.0, 1.0], progress=False)
     assert [p.label for p in report.points] == ["α=0", "α=1", "bicubic"]
-    for point, model in zip(report.points[:2], ("superres-x4", "superres-x4-gan")):
+    for point, model in zip(report.points[:2], ("superres-x4", "superres-x4-gan"), strict=True):
         alone = evaluate(model, tiny_root, datasets=["Tiny"], metrics="niqe", progress=False).results["Tiny"]
         assert (point.results["Tiny"].psnr, point.results["Tiny"].niqe) == (alone.psnr, alone.niqe)
     figure = draw_sweep(report, tmp_path / "sweep.png")
@@ -93,7 +93,8 @@ def test_score_command(tiny_root: Path, tmp_path: Path) -> None:
     Image.fromarray(hr[:50, :50]).save(tmp_path / "small.png")
     runner = CliRunner()
 
-    alone = runner.invoke(app, ["score", str(hr_path), str(tmp_path / "blurred.png"), "--json", str(tmp_path / "s.json")])
+    both = [str(hr_path), str(tmp_path / "blurred.png")]
+    alone = runner.invoke(app, ["score", *both, "--json", str(tmp_path / "s.json")])
     assert alone.exit_code == 0, alone.output
     scores = json.loads((tmp_path / "s.json").read_text())
     assert scores[0]["niqe"] == pytest.approx(niqe(hr)) and scores[1]["niqe"] == pytest.approx(niqe(blurred))

@@ -90,7 +90,10 @@ def main() -> None:
     _, base = load_network(resolve("superres-x4"))
     if (info.arch, info.hparams) != (base.arch, base.hparams):
         raise SystemExit(f"{last.generator} is not superres-x4's network ({info.arch} {info.hparams})")
-    scores = {"superres-x4-gan": score(last.generator, args.data_root), "superres-x4": score("superres-x4", args.data_root)}
+    scores = {
+        "superres-x4-gan": score(last.generator, args.data_root),
+        "superres-x4": score("superres-x4", args.data_root),
+    }
     print(json.dumps(scores, indent=1))
     metadata = {
         **info.metadata,
@@ -110,7 +113,8 @@ def main() -> None:
     report = alpha_sweep("superres-x4", args.output, args.data_root, DATASETS, DEFAULT_ALPHAS, progress=False)
     (args.docs / "sweep.json").write_text(report.to_json() + "\n")
     (args.docs / "sweep.md").write_text(sweep_markdown(report))
-    draw_sweep(report, args.docs / "sweep.png", title="Perception-distortion: superres-x4 (alpha 0) -> superres-x4-gan (alpha 1), x4")
+    title = "Perception-distortion, x4: superres-x4 (alpha 0) -> superres-x4-gan (alpha 1)"
+    draw_sweep(report, args.docs / "sweep.png", title=title)
     (args.docs / "scores.json").write_text(json.dumps(scores, indent=1) + "\n")
     crops(args.output, args.data_root, args.docs, args.overwrite)
     print(sweep_markdown(report))

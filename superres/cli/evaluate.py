@@ -260,7 +260,8 @@ def _print_sweep(report: SweepReport) -> None:
         for m in metrics:
             table.add_column(f"{name} {_FORMATS[m][0]}", justify="right")
     for point in report.points:
-        table.add_row(point.label, *[c for name in report.datasets for c in _metric_cells(point.results[name], metrics)])
+        cells = [c for name in report.datasets for c in _metric_cells(point.results[name], metrics)]
+        table.add_row(point.label, *cells)
     console.print(table)
     for m in ("niqe", "lpips"):
         if m in report.protocol:

@@ -25,11 +25,14 @@ def score_command(
         typer.Option("--metrics", help="niqe, psnr, ssim, lpips (default: niqe; with --ref psnr,ssim,niqe)."),
     ] = None,
     niqe_channel: Annotated[
-        str, typer.Option("--niqe-channel", help="y: rounded Y of rgb2ycbcr (SR papers); gray: rgb2gray (NIQE release).")
+        str,
+        typer.Option("--niqe-channel", help="y: rounded Y of rgb2ycbcr (SR papers); gray: rgb2gray (NIQE release)."),
     ] = "y",
     crop: Annotated[int, typer.Option("--crop", help="Pixels cut from every border first (papers: the scale).")] = 0,
     lpips_net: Annotated[str, typer.Option("--lpips-net", help="LPIPS backbone: alex or vgg.")] = "alex",
-    lpips_backbone: Annotated[Optional[Path], typer.Option("--lpips-backbone", help="LPIPS backbone weights file.")] = None,
+    lpips_backbone: Annotated[
+        Optional[Path], typer.Option("--lpips-backbone", help="LPIPS backbone weights file.")
+    ] = None,
     lpips_head: Annotated[Optional[Path], typer.Option("--lpips-head", help="LPIPS head weights file (v0.1).")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the scores as JSON.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,

@@ -192,7 +192,9 @@ def gan_partner(name: str | os.PathLike[str]) -> str:
     try:
         entry = get(text)
     except WeightsError:
-        raise ConfigError(f"--strength needs a model that names its GAN partner, and {text} is not one ({hint})") from None
+        raise ConfigError(
+            f"--strength needs a model that names its GAN partner, and {text} is not one ({hint})"
+        ) from None
     if entry.gan_partner is None:
         raise ConfigError(f"{entry.name} has no GAN partner to blend with, so --strength does not apply ({hint})")
     return entry.gan_partner

@@ -100,7 +100,8 @@ class Scorer:
                 f"values), border {self.scale} cropped, 96×96 blocks"
             )
         if self.lpips is not None:
-            out["lpips"] = f"LPIPS v0.1 {self.lpips.net} (Zhang et al. 2018) against HR, RGB, border {self.scale} cropped"
+            net, c = self.lpips.net, self.scale
+            out["lpips"] = f"LPIPS v0.1 {net} (Zhang et al. 2018) against HR, RGB, border {c} cropped"
         return out
 
     def __call__(self, sr: np.ndarray, hr: np.ndarray) -> ImageScore:

@@ -123,9 +123,10 @@ class LPIPS(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if x.shape != y.shape or x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"LPIPS compares two N×3×H×W batches of the same shape, got {tuple(x.shape)}, {tuple(y.shape)}")
+            shapes = f"{tuple(x.shape)}, {tuple(y.shape)}"
+            raise ValueError(f"LPIPS compares two N×3×H×W batches of the same shape, got {shapes}")
         total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-        for lin, a, b in zip(self.lin, self.tap_features(x), self.tap_features(y)):
+        for lin, a, b in zip(self.lin, self.tap_features(x), self.tap_features(y), strict=True):
             diff = (unit_normalize(a) - unit_normalize(b)) ** 2
             total = total + lin(diff).mean(dim=(1, 2, 3))
         return total

@@ -51,7 +51,8 @@ def pristine_model() -> PristineModel:
     """The release's pristine MVG and window, read once from the package data."""
     with resources.files("superres.quality").joinpath("data", _PRISTINE_FILE).open("rb") as f:
         data = np.load(f)
-        mu, cov, window = (np.asarray(data[k], dtype=np.float64) for k in ("mu_pris_param", "cov_pris_param", "gaussian_window"))
+        names = ("mu_pris_param", "cov_pris_param", "gaussian_window")
+        mu, cov, window = (np.asarray(data[k], dtype=np.float64) for k in names)
     return PristineModel(mu.reshape(-1), cov, window / window.sum())
 
 

@@ -136,7 +136,8 @@ def draw_sweep(report: SweepReport, path: str | Path, title: str | None = None) 
         draw.line([(margin - 5, y), (margin, y)], fill="black")
         draw.text((margin - 42, y - 7), f"{value:g}", fill="black", font=font)
     # ASCII only: Pillow's built-in font has no Greek letters or arrows.
-    draw.text((width // 2 - 140, height - 30), "NIQE (lower = more natural, better to the left)", fill="black", font=font)
+    x_label = "NIQE (lower = more natural, better to the left)"
+    draw.text((width // 2 - 140, height - 30), x_label, fill="black", font=font)
     draw.text((8, margin - 22), "PSNR (dB, Y, border 4; higher = more faithful)", fill="black", font=font)
     head = title or (
         f"Perception-distortion: (1 - alpha) {Path(report.psnr_model).stem} + alpha {Path(report.gan_model).stem}"
@@ -149,7 +150,7 @@ def draw_sweep(report: SweepReport, path: str | Path, title: str | None = None) 
         line = [xy(r.niqe, r.psnr) for _, r in curve]
         if len(line) > 1:
             draw.line(line, fill=colour, width=2)
-        for (p, _), (x, y) in zip(curve, line):
+        for (p, _), (x, y) in zip(curve, line, strict=True):
             draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=colour)
             draw.text((x + 6, y - 16), f"{p.alpha:g}", fill=colour, font=font)
         for p in report.points:

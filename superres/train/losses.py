@@ -127,5 +127,5 @@ def feature_matching_loss(fake_features: list[torch.Tensor], real_features: list
     """
     if len(fake_features) != len(real_features) or not fake_features:
         raise ValueError("feature matching needs the same, non-zero number of feature maps for SR and HR")
-    terms = [F.l1_loss(fake, real.detach()) for fake, real in zip(fake_features, real_features)]
+    terms = [F.l1_loss(fake, real.detach()) for fake, real in zip(fake_features, real_features, strict=True)]
     return torch.stack(terms).mean()

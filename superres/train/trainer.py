@@ -542,6 +542,7 @@ class Trainer:
 
     def _metadata(self) -> dict[str, str]:
         config = self.config
+        matching = config.loss.feature_matching_weight
         meta = {
             "trained_by": "superres train",
             "run": config.name,
@@ -550,7 +551,7 @@ class Trainer:
             "losses": (
                 f"pixel {config.loss.pixel}×{config.loss.pixel_weight}, "
                 f"perceptual×{config.loss.perceptual_weight}, gan {config.loss.gan}×{config.loss.gan_weight}"
-                + (f", feature matching×{config.loss.feature_matching_weight}" if config.loss.feature_matching_weight else "")
+                + (f", feature matching×{matching}" if matching else "")
             ),
             "ema": str(config.ema_decay) if config.ema_decay else "off",
         }
