@@ -122,7 +122,7 @@ def test_bad_files_are_one_clear_error(tmp_path: Path) -> None:
         load_lpips("alex", backbone=backbone, head=tmp_path / "short.pth")
     with pytest.raises(WeightsError, match="does not fit the LPIPS vgg backbone"):
         load_lpips("vgg", backbone=backbone, head=head)
-    with pytest.raises(WeightsError, match="not found"):
+    with pytest.raises(WeightsError, match="no such file"):
         load_lpips("alex", backbone=tmp_path / "missing.pth", head=head)
 
 

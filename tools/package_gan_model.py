@@ -2,7 +2,8 @@
 
     python tools/package_gan_model.py runs/superres_x4_gan --data-root ../shared/benchmarks
 
-1. takes the run's last checkpoint (a GAN run has no "best by PSNR"), checks that it is superres-x4's network;
+1. takes the run's last checkpoint (a GAN run has no "best by PSNR"; ``--step N`` takes another), checks that it
+   is superres-x4's network;
 2. scores it and superres-x4 on Set14 and BSD100 (PSNR, SSIM, NIQE: Y, border 4, fp32);
 3. writes ``superres/weights/superres_x4_gan.safetensors`` with the recipe, the reason for it and the scores;
 4. sweeps α from superres-x4 to it (``docs/superres_x4_gan/sweep.{json,md,png}``: the perception–distortion
@@ -73,7 +74,7 @@ def crops(gan: Path, data_root: Path, docs: Path, overwrite: bool) -> None:
         hr = demo.load_rgb(data_root / folder / "HR" / f"{name}.png")
         title = f"x4 {folder}/{name}: HR | bicubic | superres-x4 | --strength 0.5 | superres-x4-gan"
         figure = demo.render(demo.compare(hr, methods, detail=box, title=title))
-        demo.save_figure(figure.image, docs / f"crops_{name}.png", overwrite=overwrite)
+        demo.save_figure(figure.image, docs / f"crops_{name}.jpg", overwrite=overwrite)
 
 
 def main() -> None:
@@ -82,10 +83,12 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "benchmarks")
     parser.add_argument("--output", type=Path, default=REPO / "superres" / "weights" / "superres_x4_gan.safetensors")
     parser.add_argument("--docs", type=Path, default=REPO / "docs" / "superres_x4_gan")
+    parser.add_argument("--step", type=int, help="checkpoint step to package (default: the last)")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args()
 
-    last = list_checkpoints(args.run)[-1]
+    checkpoints = list_checkpoints(args.run)
+    last = next(c for c in reversed(checkpoints) if args.step in (None, c.step))
     network, info = load_network(last.generator)
     _, base = load_network(resolve("superres-x4"))
     if (info.arch, info.hparams) != (base.arch, base.hparams):

@@ -9,6 +9,8 @@ conv1–conv5 of AlexNet, and of VGG16 the last conv of each of its five blocks)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import nn
 
 # torchvision's AlexNet ("one weird trick" variant, Krizhevsky 2014): (out channels, kernel, stride, padding)
@@ -29,26 +31,24 @@ VGG16_CHANNELS = (64, 128, 256, 512, 512)
 
 def alexnet_features() -> nn.Sequential:
     """``torchvision.models.alexnet().features``: 5 convs with ReLUs and 3 max-pools (13 layers)."""
-    layers: list[nn.Module] = []
-    in_ch = 3
-    for item in ALEXNET_CONFIG:
-        if item == "M":
-            layers.append(nn.MaxPool2d(kernel_size=3, stride=2))
-        else:
-            out_ch, kernel, stride, padding = item
-            layers += [nn.Conv2d(in_ch, out_ch, kernel, stride, padding), nn.ReLU(inplace=True)]
-            in_ch = out_ch
-    return nn.Sequential(*layers)
+    return conv_stack(ALEXNET_CONFIG, pool=3)
 
 
 def vgg16_features() -> nn.Sequential:
     """``torchvision.models.vgg16().features``: 13 3×3 convs with ReLUs and 5 max-pools (31 layers)."""
+    return conv_stack(VGG16_CONFIG, pool=2)
+
+
+def conv_stack(config: Sequence[int | tuple[int, int, int, int] | str], pool: int) -> nn.Sequential:
+    """Convs with ReLUs and max-pools in torchvision's order and indices. An entry is "M" (a ``pool``×``pool``
+    max-pool with stride 2), the out channels of a 3×3 conv (VGG), or (out channels, kernel, stride, padding)."""
     layers: list[nn.Module] = []
     in_ch = 3
-    for item in VGG16_CONFIG:
+    for item in config:
         if item == "M":
-            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-        else:
-            layers += [nn.Conv2d(in_ch, int(item), 3, padding=1), nn.ReLU(inplace=True)]
-            in_ch = int(item)
+            layers.append(nn.MaxPool2d(kernel_size=pool, stride=2))
+            continue
+        out_ch, kernel, stride, padding = item if isinstance(item, tuple) else (int(item), 3, 1, 1)
+        layers += [nn.Conv2d(in_ch, out_ch, kernel, stride, padding), nn.ReLU(inplace=True)]
+        in_ch = out_ch
     return nn.Sequential(*layers)

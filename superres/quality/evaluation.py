@@ -144,7 +144,7 @@ def make_scorer(
         from superres.quality.lpips import load_lpips
 
         backbone, head = lpips_weights if lpips_weights is not None else (None, None)
-        lpips_model = load_lpips(lpips_net, backbone=backbone, head=head, device=resolve_device(device))  # type: ignore[arg-type]
+        lpips_model = load_lpips(lpips_net, backbone, head, device=resolve_device(device))  # type: ignore[arg-type]
     return Scorer(scale, y_only, "niqe" in metrics, lpips_model)
 
 

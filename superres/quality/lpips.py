@@ -211,15 +211,9 @@ def _variant(net: str) -> Variant:
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise WeightsError(f"LPIPS weights file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"cannot read LPIPS weights from {path}: {exc}") from exc
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"{path} is not a state dict (expected a dict of tensors)")
-    return state
+    from superres.models.weights import read_state_dict  # safe: weights_only, tensors only
+
+    return dict(read_state_dict(path)[0])
 
 
 def _load_into(module: nn.Module, state: dict[str, torch.Tensor], what: str, path: Path) -> None:
