@@ -134,7 +134,6 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture
 def release_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The two alex files served from 127.0.0.1, pinned by their hashes in place of the official URLs."""
-    pytest.importorskip("superres.models.download")  # the project's downloader (issue 13)
     served = tmp_path / "served"
     served.mkdir()
     _save_release_files(_randomised("alex", seed=5), served)
@@ -151,15 +150,17 @@ def release_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     variant = dataclasses.replace(VARIANTS["alex"], **files)
     monkeypatch.setitem(lpips_module.VARIANTS, "alex", variant)
     monkeypatch.setenv("SUPERRES_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("SUPERRES_OFFLINE", raising=False)
-    yield server, tmp_path / "cache" / "lpips"
+    yield server, tmp_path
     server.shutdown()
 
 
 def test_weights_download_once_then_come_from_the_cache(release_server) -> None:
-    server, cache = release_server
+    server, home = release_server
     model = load_lpips("alex", progress=False)
-    assert sorted(p.name for p in cache.iterdir() if p.is_file()) == ["alex.pth", "alexnet-owt-7be5be79.pth"]
+    assert (home / "torch" / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth").is_file()  # torchvision's place
+    assert [p.name for p in (home / "cache" / "lpips").iterdir() if p.is_file()] == ["alex.pth"]
     server.shutdown()  # no network from here on
     again = load_lpips("alex", progress=False)
     x = torch.rand(1, 3, 64, 64)
@@ -167,11 +168,12 @@ def test_weights_download_once_then_come_from_the_cache(release_server) -> None:
 
 
 def test_offline_says_what_to_fetch_and_where(release_server, monkeypatch: pytest.MonkeyPatch) -> None:
-    _, cache = release_server
+    _, home = release_server
     monkeypatch.setenv("SUPERRES_OFFLINE", "1")
     with pytest.raises(SuperresError) as info:
         load_lpips("alex", progress=False)
     message = str(info.value)
-    assert "alexnet-owt-7be5be79.pth" in message and str(cache) in message and "\n" not in message
+    assert "alexnet-owt-7be5be79.pth" in message and str(home / "torch") in message and "\n" not in message
+    assert "--lpips-backbone" in message
     with pytest.raises(WeightsError, match="by hand"):
         load_lpips("alex", download=False)

@@ -26,7 +26,7 @@ from superres.train.checkpoints import list_checkpoints
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ("Set14", "BSD100")
 RECIPE = (
-    "superres train superres_x4_gan data.root=../shared threads=1 (superres/presets/superres_x4_gan.yaml): "
+    "superres train superres_x4_gan threads=1 (superres/presets/superres_x4_gan.yaml): "
     "from superres-x4, RaGAN (ESRGAN eq. 1-2, weight 5e-3) + L1 (1e-2) + discriminator feature matching "
     "(pix2pixHD eq. 4, weight 1) in place of ESRGAN's VGG19 perceptual loss"
 )

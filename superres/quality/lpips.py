@@ -160,29 +160,31 @@ def backbone_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def weights_dir() -> Path:
-    """Where downloaded LPIPS weights live: ``lpips/`` in the model cache (``$SUPERRES_CACHE``)."""
+def weight_paths(net: Net) -> tuple[Path, Path]:
+    """Where the (backbone, head) files of ``net`` live: the backbone where torchvision keeps it
+    (``torch.hub.get_dir()/checkpoints``, so torchvision's own copy is used), the head in ``lpips/`` of
+    the model cache (``$SUPERRES_CACHE``)."""
     from superres.models.registry import default_cache_dir
 
-    return default_cache_dir() / "lpips"
+    variant = _variant(net)
+    hub = Path(torch.hub.get_dir()) / "checkpoints" / variant.backbone.filename
+    return hub, default_cache_dir() / "lpips" / variant.head.filename
 
 
 def weight_files(net: Net, download: bool = True, progress: bool = True) -> tuple[Path, Path]:
-    """(backbone, head) files of ``net`` in the cache, downloaded and checked first if needed."""
+    """(backbone, head) files of ``net``, downloaded (resumable, hash-checked) first if needed."""
+    from superres.errors import DownloadError
+    from superres.models.download import fetch, manual_hint
+
     variant = _variant(net)
     paths = []
-    for file in (variant.backbone, variant.head):
-        dest = weights_dir() / file.filename
+    for file, dest in zip((variant.backbone, variant.head), weight_paths(net), strict=True):
         if not download and not dest.is_file():
-            raise WeightsError(
-                f"LPIPS ({net}) needs {file.url} (sha256 {file.sha256}); download it by hand and save it as {dest}, "
-                "or pass the files' paths"
-            )
-        if download:
-            from superres.models.download import fetch
-
-            dest = fetch(file.url, dest, file.sha256, file.size, progress=progress)
-        paths.append(dest)
+            raise WeightsError(f"LPIPS ({net}) needs its weights: {manual_hint(file.url, dest, file.sha256)}")
+        try:
+            paths.append(fetch(file.url, dest, file.sha256, file.size, progress=progress))
+        except DownloadError as exc:
+            raise DownloadError(f"LPIPS ({net}): {exc} (or pass --lpips-backbone and --lpips-head)") from None
     return paths[0], paths[1]
 
 
