@@ -203,25 +203,13 @@ def interpolation_methods(
     """One method per α of network interpolation (ESRGAN §3.4): θ = (1 − α)·θ_PSNR + α·θ_GAN."""
     from superres.engine.inference import Upscaler
     from superres.models import registry
-    from superres.models.detect import build_network
-    from superres.models.interpolation import interpolate_state_dicts
-    from superres.models.weights import load_network
+    from superres.models.interpolation import blend_networks
 
-    psnr_net, psnr_info = load_network(registry.resolve(psnr_spec))
-    gan_net, gan_info = load_network(registry.resolve(gan_spec))
-    if (psnr_info.arch, psnr_info.scale, psnr_info.hparams) != (gan_info.arch, gan_info.scale, gan_info.hparams):
-        raise ConfigError(
-            f"network interpolation needs two models of one architecture; {psnr_spec} is a {psnr_info.arch} "
-            f"×{psnr_info.scale} {psnr_info.hparams}, "
-            f"{gan_spec} a {gan_info.arch} ×{gan_info.scale} {gan_info.hparams}"
-        )
-    psnr_state, gan_state = psnr_net.state_dict(), gan_net.state_dict()
+    psnr_path, gan_path = registry.resolve(psnr_spec), registry.resolve(gan_spec)
     methods = []
     for alpha in alphas:
-        net = build_network(psnr_info.arch, psnr_info.hparams)
-        net.load_state_dict(interpolate_state_dicts(psnr_state, gan_state, alpha), strict=True)
-        net.eval()
-        upscaler = Upscaler(net, psnr_info, device=device, precision="fp32")
+        net, info = blend_networks(psnr_path, gan_path, alpha)
+        upscaler = Upscaler(net, info, device=device, precision="fp32")
         methods.append(upscaler_method(f"alpha = {alpha:g}", upscaler, scale))
     return methods
 

@@ -79,3 +79,14 @@ def test_vgg_activation_choice_and_imagenet_normalisation():
     mean_image = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1).expand(1, 3, 8, 8)
     expected = pre.features[0].bias.view(1, -1, 1, 1).expand(1, 64, 8, 8)
     assert torch.allclose(pre(mean_image), expected, atol=1e-6)
+
+
+def test_discriminators_expose_their_features_for_feature_matching():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 64)
+    vgg_style = [(2, 8, 32, 32), (2, 16, 16, 16), (2, 32, 8, 8), (2, 64, 4, 4), (2, 64, 2, 2)]
+    srgan = [(2, 8, 32, 32), (2, 16, 16, 16), (2, 32, 8, 8), (2, 64, 4, 4)]
+    for net, shapes in ((VGGStyleDiscriminator(3, 8, 64).eval(), vgg_style), (SRGANDiscriminator(3, 8).eval(), srgan)):
+        logits, features = net.forward_features(x)
+        torch.testing.assert_close(logits, net(x))
+        assert [tuple(f.shape) for f in features] == shapes

@@ -30,6 +30,7 @@ Image.fromarray((np.arange(24 * 20 * 3) % 251).astype(np.uint8).reshape(24, 20, 
 import superres
 model = superres.load_model("superres-x4", device="cpu")
 model.upscale_file({str(source)!r}, {str(tmp_path / "out.png")!r})
+superres.load_model("superres-x4", device="cpu", strength=0.5)  # --strength blends in models/, not quality/
 print(json.dumps(sorted(sys.modules)))
 """
     modules = _run(code)

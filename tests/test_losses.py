@@ -110,3 +110,16 @@ def test_ragan_generator_gets_gradient_from_fakes_only():
     assert fake.grad is not None and fake.grad.abs().sum() > 0
     # Raising the fakes' logits (more "realistic") lowers the generator loss.
     assert ragan_g_loss(real, fake + 1).item() < ragan_g_loss(real, fake).item()
+
+
+def test_feature_matching_is_the_layer_mean_of_l1_and_trains_only_the_fake_side():
+    from superres.train.losses import feature_matching_loss
+
+    fake = [torch.randn(2, 4, 8, 8, requires_grad=True), torch.randn(2, 8, 4, 4, requires_grad=True)]
+    real = [torch.randn(2, 4, 8, 8, requires_grad=True), torch.randn(2, 8, 4, 4, requires_grad=True)]
+    loss = feature_matching_loss(fake, real)
+    expected = ((fake[0] - real[0]).abs().mean() + (fake[1] - real[1]).abs().mean()) / 2
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert fake[0].grad is not None and real[0].grad is None
+    assert float(feature_matching_loss([f.detach() for f in fake], [f.detach() for f in fake])) == 0.0

@@ -47,6 +47,7 @@ def test_registry_entries_are_complete_and_pinned():
     assert len(set(registry.names())) == len(registry.MODELS)
     expected = {
         "superres-x4",
+        "superres-x4-gan",
         "RRDB_ESRGAN_x4",
         "RRDB_PSNR_x4",
         "RealESRGAN_x4plus",
@@ -62,10 +63,13 @@ def test_registry_entries_are_complete_and_pinned():
         assert entry.scale in {2, 4}
         assert entry.license and entry.description and entry.filename
         if entry.bundled:
-            assert entry.sha256 is None and entry.name == registry.DEFAULT_MODEL
+            assert entry.sha256 is None and entry.name.startswith(registry.DEFAULT_MODEL)
         else:
             assert entry.url.startswith("https://")
             assert re.fullmatch(r"[0-9a-f]{64}", entry.sha256), entry.name
+        if entry.gan_partner is not None:  # --strength blends the two: same network
+            partner = registry.get(entry.gan_partner)
+            assert (partner.arch, partner.scale, partner.gan_partner) == (entry.arch, entry.scale, None)
     hashes = [e.sha256 for e in registry.MODELS if not e.bundled]
     assert len(set(hashes)) == len(hashes)
     # BasicSR names its release files after the first 8 hex digits of their sha256.

@@ -380,3 +380,23 @@ def test_ema_warms_up_so_the_random_init_fades_fast():
     torch.testing.assert_close(ema.module.weight, start + 0.9)
     assert ema.decay_at(0) == pytest.approx(0.1)
     assert ema.decay_at(10_000) == 0.999  # later, the configured decay
+
+
+def test_gan_companion_preset_trains_from_the_bundled_model_with_feature_matching(shared, tmp_path):
+    """superres_x4_gan: starts from the bundled superres-x4 by name; the generator gets D's feature matching."""
+    config = load_config(
+        "superres_x4_gan",
+        [f"output_dir={tmp_path}", f"data.root={shared}", "data.train=[train/T91]", "data.patch_size=32",
+         "data.batch_size=2", "data.num_workers=0", "data.cache_in_memory=false", "data.val=[]", "threads=1",
+         "tensorboard=false", "discriminator.num_feat=8", "total_steps=2", "log_every=1", "save_every=2"],
+    )  # fmt: skip
+    assert config.init_from == "superres-x4" and config.loss.feature_matching_weight > 0
+    run = train(config)
+    log = [r for r in read_log(run) if "loss/feature_matching" in r]
+    assert len(log) == 2 and all(r["loss/feature_matching"] > 0 for r in log)
+    start, _ = read_state_dict(Path(__file__).resolve().parents[1] / "superres" / "weights" / "superres_x4.safetensors")
+    end = state_dict_of(ckpt.list_checkpoints(run)[-1].path)["generator"]
+    assert start.keys() == end.keys() and any(not torch.equal(start[k], end[k]) for k in start)
+    assert "feature matching×1.0" in load_network(ckpt.list_checkpoints(run)[-1].generator)[1].metadata["losses"]
+    with pytest.raises(ConfigError, match="feature_matching_weight needs a discriminator"):
+        load_config("superres_x4", ["loss.feature_matching_weight=1"])

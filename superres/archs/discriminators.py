@@ -56,8 +56,17 @@ class SRGANDiscriminator(nn.Module):
         self.fc2 = nn.Linear(fc_size, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feat = self.adaptive_pool(self.conv_blocks(x))
-        return self.fc2(self.leaky_relu(self.fc1(feat.flatten(1))))
+        return self.forward_features(x)[0]
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The logits and the feature map after each strided block (for feature matching)."""
+        features = []
+        for i, block in enumerate(self.conv_blocks):
+            x = block(x)
+            if i % 2:
+                features.append(x)
+        feat = self.adaptive_pool(x)
+        return self.fc2(self.leaky_relu(self.fc1(feat.flatten(1)))), features
 
 
 class VGGStyleDiscriminator(nn.Module):
@@ -105,19 +114,29 @@ class VGGStyleDiscriminator(nn.Module):
         self.lrelu = nn.LeakyReLU(LEAKY_SLOPE, inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x)[0]
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The logits and the feature map after each of the five stages (for feature matching)."""
         if x.shape[-2:] != (self.input_size, self.input_size):
             raise ValueError(
                 f"VGGStyleDiscriminator was built for {self.input_size}×{self.input_size} input, "
                 f"got {tuple(x.shape[-2:])}; set the HR patch size to {self.input_size}"
             )
+        features = []
         feat = self.lrelu(self.conv0_0(x))
         feat = self.lrelu(self.bn0_1(self.conv0_1(feat)))
+        features.append(feat)
         feat = self.lrelu(self.bn1_0(self.conv1_0(feat)))
         feat = self.lrelu(self.bn1_1(self.conv1_1(feat)))
+        features.append(feat)
         feat = self.lrelu(self.bn2_0(self.conv2_0(feat)))
         feat = self.lrelu(self.bn2_1(self.conv2_1(feat)))
+        features.append(feat)
         feat = self.lrelu(self.bn3_0(self.conv3_0(feat)))
         feat = self.lrelu(self.bn3_1(self.conv3_1(feat)))
+        features.append(feat)
         feat = self.lrelu(self.bn4_0(self.conv4_0(feat)))
         feat = self.lrelu(self.bn4_1(self.conv4_1(feat)))
-        return self.linear2(self.lrelu(self.linear1(feat.flatten(1))))
+        features.append(feat)
+        return self.linear2(self.lrelu(self.linear1(feat.flatten(1)))), features

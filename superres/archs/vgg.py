@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from superres.archs.backbones import conv_stack
 from superres.errors import ConfigError
 
 # torchvision's VGG19 ("configuration E", Simonyan & Zisserman): channels per conv, "M" = max-pool.
@@ -87,12 +88,4 @@ class VGGFeatureExtractor(nn.Module):
 
 
 def _vgg19_layers() -> list[nn.Module]:
-    layers: list[nn.Module] = []
-    in_ch = 3
-    for item in VGG19_CONFIG:
-        if item == "M":
-            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-        else:
-            layers += [nn.Conv2d(in_ch, int(item), 3, padding=1), nn.ReLU(inplace=True)]
-            in_ch = int(item)
-    return layers
+    return list(conv_stack(VGG19_CONFIG, pool=2))

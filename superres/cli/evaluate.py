@@ -1,4 +1,5 @@
-"""``superres eval``: score a model on Set5/Set14/BSD100 with the papers' protocol."""
+"""``superres eval``: score a model on Set5/Set14/BSD100 with the papers' protocol, or sweep α between a
+PSNR model and its GAN partner (``--alpha-sweep``) for the perception–distortion figure."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import typer
 
 if TYPE_CHECKING:
     from superres.quality.evaluation import EvalReport
+    from superres.quality.sweep import SweepReport
 
 DEFAULT_DATASETS = ("Set5", "Set14", "BSD100")
 
@@ -18,20 +20,25 @@ def register(app: typer.Typer) -> None:
 
 
 def eval_command(
-    model: Annotated[str, typer.Option("--model", "-m", help="'bicubic', a weights file or a model name.")],
     data_root: Annotated[
         Optional[Path],
         typer.Option(
             "--data-root", help="Folder holding <Set>/HR and <Set>/LR_bicubic/X<scale> (default: the data home)."
         ),
     ] = None,
+    model: Annotated[
+        Optional[str], typer.Option("--model", "-m", help="'bicubic', a weights file or a model name.")
+    ] = None,
     datasets: Annotated[
         Optional[list[str]],
-        typer.Option("--datasets", "-d", help="Datasets to score (default Set5 Set14 BSD100)."),
+        typer.Option("--datasets", "-d", help="Datasets to score (default Set5 Set14 BSD100; sweep: Set14 BSD100)."),
     ] = None,
     more_datasets: Annotated[
         Optional[list[str]],
-        typer.Argument(metavar="[DATASET]...", help="More dataset names, so '--datasets Set5 Set14' works."),
+        typer.Argument(
+            metavar="[DATASET|ALPHA]...",
+            help="More dataset names, so '--datasets Set5 Set14' works; numbers are more α for '--alphas 0 0.5 1'.",
+        ),
     ] = None,
     scale: Annotated[
         Optional[int], typer.Option("--scale", "-s", help="Upscaling factor (default: the model's; 4 for bicubic).")
@@ -39,6 +46,33 @@ def eval_command(
     y_only: Annotated[
         bool, typer.Option("--y-only/--rgb", help="Score luma Y as the papers (default) or RGB.")
     ] = True,
+    metrics: Annotated[
+        str, typer.Option("--metrics", help="psnr,ssim (always) and niqe (no-reference), lpips (against HR).")
+    ] = "psnr,ssim",
+    lpips_net: Annotated[str, typer.Option("--lpips-net", help="LPIPS backbone: alex or vgg.")] = "alex",
+    lpips_backbone: Annotated[
+        Optional[Path], typer.Option("--lpips-backbone", help="LPIPS backbone weights file (default: download once).")
+    ] = None,
+    lpips_head: Annotated[
+        Optional[Path], typer.Option("--lpips-head", help="LPIPS head weights file, v0.1 (default: download once).")
+    ] = None,
+    strength: Annotated[
+        Optional[float], typer.Option("--strength", help="Blend the model with its GAN partner, 0…1.")
+    ] = None,
+    alpha_sweep: Annotated[
+        Optional[tuple[str, str]],
+        typer.Option("--alpha-sweep", metavar="PSNR_MODEL GAN_MODEL", help="Score their blends α = 0…1 instead."),
+    ] = None,
+    alphas: Annotated[
+        Optional[str], typer.Option("--alphas", help="α values of the sweep, e.g. '0 0.2 0.5 1' or 0,0.5,1.")
+    ] = None,
+    references: Annotated[
+        Optional[list[str]],
+        typer.Option("--reference", help="Extra reference points of the sweep (default: bicubic); repeatable."),
+    ] = None,
+    plot: Annotated[
+        Optional[Path], typer.Option("--plot", help="Sweep: write the PSNR-vs-NIQE figure (PNG) here.")
+    ] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON.")] = None,
     save_images: Annotated[
         Optional[Path], typer.Option("--save-images", help="Write SR outputs to DIR/<Set>/<name>.png.")
@@ -52,23 +86,58 @@ def eval_command(
     tile: Annotated[Optional[int], typer.Option("--tile", help="Tile size for large images (0: none).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
-    """Evaluate like the papers: MATLAB bicubic LR, Y-channel PSNR/SSIM, border = scale.
+    """Evaluate like the papers: MATLAB bicubic LR, Y-channel PSNR/SSIM, border = scale; NIQE/LPIPS on request.
 
     The table is printed before any file is written, so a --json or --save-images that cannot be
     written costs one line `error: …` (and exit code 1), never the scores.
     """
-    from superres.errors import SuperresError
+    from superres.errors import ConfigError, SuperresError
     from superres.imageio import check_not_input
     from superres.quality.evaluation import evaluate
 
-    names = _dataset_names(datasets, more_datasets)
-    if json_path is not None:
-        if json_path.exists() and not overwrite:
-            raise SuperresError(f"{json_path} exists; choose another --json file or pass --overwrite")
+    words, numbers = _split_arguments(more_datasets, alphas is not None)
+    lpips_weights = _lpips_weights(lpips_backbone, lpips_head)
+    for path in (json_path, plot):
+        if path is not None and path.exists() and not overwrite:
+            raise SuperresError(f"{path} exists; choose another file or pass --overwrite")
+    default = ("Set14", "BSD100") if alpha_sweep is not None else DEFAULT_DATASETS
+    names = _dataset_names(datasets, words, default)
     if data_root is None:
         data_root, names = _data_home_with(names)
-    if json_path is not None:
-        check_not_input(json_path, [Path(model), *(p for name in names for p in (data_root / name).rglob("*"))])
+    models = [*(alpha_sweep or []), *([] if model is None else [model])]
+    for path in (json_path, plot):
+        if path is not None:
+            check_not_input(path, [Path(m) for m in models] + [p for n in names for p in (data_root / n).rglob("*")])
+    if alpha_sweep is not None:
+        from superres.quality.sweep import DEFAULT_ALPHAS, draw_sweep
+        from superres.quality.sweep import alpha_sweep as sweep
+
+        if model is not None or save_images is not None or strength is not None:
+            raise ConfigError("--alpha-sweep scores its own blends: drop --model, --strength and --save-images")
+        chosen = _parse_alphas(alphas, numbers) if alphas is not None else list(DEFAULT_ALPHAS)
+        sweep_report = sweep(
+            *alpha_sweep,
+            data_root,
+            datasets=names,
+            alphas=chosen,
+            references=references or ["bicubic"],
+            metrics=metrics if "niqe" in metrics else f"{metrics},niqe",
+            lpips_net=lpips_net,
+            lpips_weights=lpips_weights,
+            device=device,
+            precision=precision,
+            tile=tile,
+            progress=progress,
+        )
+        _print_sweep(sweep_report)
+        if plot is not None:
+            draw_sweep(sweep_report, plot)
+        _finish(json_path, sweep_report.to_json(), overwrite, [])
+        return
+    if model is None:
+        raise ConfigError("give --model (or --alpha-sweep PSNR_MODEL GAN_MODEL)")
+    if alphas is not None or plot is not None or references:
+        raise ConfigError("--alphas, --reference and --plot belong to --alpha-sweep")
     report = evaluate(
         model,
         data_root,
@@ -81,14 +150,23 @@ def eval_command(
         device=device,
         precision=precision,
         tile=tile,
+        metrics=metrics,
+        lpips_net=lpips_net,
+        lpips_weights=lpips_weights,
+        strength=strength,
     )
     _print_report(report, verbose)
     problems = []
     if report.save_errors:
         problems.append(f"{len(report.save_errors)} SR image(s) not saved, e.g. {report.save_errors[0]}")
+    _finish(json_path, report.to_json(), overwrite, problems)
+
+
+def _finish(json_path: Path | None, text: str, overwrite: bool, problems: list[str]) -> None:
+    """Write the JSON (after the table was printed), then report what could not be written in one line each."""
     if json_path is not None:
         try:
-            _write_json(json_path, report.to_json() + "\n", overwrite)
+            _write_json(json_path, text + "\n", overwrite)
         except OSError as exc:
             problems.append(f"cannot write {json_path} ({exc.strerror or exc}); the scores are printed above")
     for problem in problems:
@@ -112,9 +190,50 @@ def _data_home_with(names: list[str]) -> tuple[Path, list[str]]:
     return home, [require(name, home, alternative="pass --data-root DIR").name for name in names]
 
 
-def _dataset_names(option: list[str] | None, arguments: list[str] | None) -> list[str]:
+def _split_arguments(extra: list[str] | None, want_numbers: bool) -> tuple[list[str], list[str]]:
+    """Extra positional words: numbers go to --alphas (when given), the rest are dataset names."""
+    words, numbers = [], []
+    for item in extra or []:
+        (numbers if want_numbers and _is_number(item) else words).append(item)
+    return words, numbers
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_alphas(option: str, more: list[str]) -> list[float]:
+    from superres.errors import ConfigError
+
+    parts = [p for p in option.replace(",", " ").split() + more if p]
+    if not all(_is_number(p) for p in parts):
+        raise ConfigError(f"--alphas takes numbers in [0, 1], got {' '.join(parts)!r}")
+    return [float(p) for p in parts]
+
+
+def _lpips_weights(backbone: Path | None, head: Path | None) -> tuple[Path, Path] | None:
+    from superres.errors import ConfigError
+
+    if (backbone is None) != (head is None):
+        raise ConfigError("give both --lpips-backbone and --lpips-head, or neither")
+    return None if backbone is None or head is None else (backbone, head)
+
+
+def _dataset_names(option: list[str] | None, arguments: list[str] | None, default: tuple[str, ...]) -> list[str]:
     names = [part for value in (option or []) + (arguments or []) for part in value.split(",") if part]
-    return names or list(DEFAULT_DATASETS)
+    return names or list(default)
+
+
+_FORMATS = {"psnr": ("PSNR (dB)", "{:.2f}"), "ssim": ("SSIM", "{:.4f}"), "niqe": ("NIQE", "{:.3f}"),
+            "lpips": ("LPIPS", "{:.4f}")}  # fmt: skip
+
+
+def _metric_cells(result, metrics: list[str]) -> list[str]:
+    return [_FORMATS[m][1].format(getattr(result, m)) for m in metrics]
 
 
 def _print_report(report: EvalReport, verbose: bool) -> None:
@@ -122,27 +241,49 @@ def _print_report(report: EvalReport, verbose: bool) -> None:
     from rich.table import Table
 
     console = Console()
+    metrics = report.protocol.get("metrics", ["psnr", "ssim"])
     if verbose:
         for name, result in report.results.items():
             table = Table(title=f"{name} — per image", title_justify="left")
             table.add_column("image")
-            table.add_column("PSNR (dB)", justify="right")
-            table.add_column("SSIM", justify="right")
+            for m in metrics:
+                table.add_column(_FORMATS[m][0], justify="right")
             for image, score in result.images.items():
-                table.add_row(image, f"{score.psnr:.2f}", f"{score.ssim:.4f}")
+                table.add_row(image, *_metric_cells(score, metrics))
             console.print(table)
 
     p = report.protocol
     table = Table(title=f"{p['model']} ×{p['scale']} ({p['channel']}, {p['precision']})", title_justify="left")
     table.add_column("dataset")
-    table.add_column("PSNR (dB)", justify="right")
-    table.add_column("SSIM", justify="right")
+    for m in metrics:
+        table.add_column(_FORMATS[m][0], justify="right")
     table.add_column("n", justify="right")
     table.add_column("LR")
     table.add_column("time", justify="right")
     for name, result in report.results.items():
-        table.add_row(
-            name, f"{result.psnr:.2f}", f"{result.ssim:.4f}", str(result.n), result.lr_source, f"{result.seconds:.1f} s"
-        )
+        table.add_row(name, *_metric_cells(result, metrics), str(result.n), result.lr_source, f"{result.seconds:.1f} s")
     console.print(table)
     console.print(f"protocol: {report.protocol_line()}", style="dim", soft_wrap=True)
+    for m in ("niqe", "lpips"):
+        if m in p:
+            console.print(f"{m}: {p[m]}", style="dim", soft_wrap=True)
+
+
+def _print_sweep(report: SweepReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    metrics = report.protocol["metrics"]
+    table = Table(title=f"α sweep: (1 − α)·{report.psnr_model} + α·{report.gan_model}", title_justify="left")
+    table.add_column("point")
+    for name in report.datasets:
+        for m in metrics:
+            table.add_column(f"{name} {_FORMATS[m][0]}", justify="right")
+    for point in report.points:
+        cells = [c for name in report.datasets for c in _metric_cells(point.results[name], metrics)]
+        table.add_row(point.label, *cells)
+    console.print(table)
+    for m in ("niqe", "lpips"):
+        if m in report.protocol:
+            console.print(f"{m}: {report.protocol[m]}", style="dim", soft_wrap=True)

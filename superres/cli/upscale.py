@@ -56,6 +56,14 @@ def upscale_command(
         str,
         typer.Option("--model", "-m", help="Weights file (.safetensors, .pth) or a name from `superres models`."),
     ] = "superres-x4",
+    strength: Annotated[
+        Optional[float],
+        typer.Option(
+            "--strength",
+            help="0…1: blend the model with its GAN partner (ESRGAN network interpolation) — 0 the model itself "
+            "(smooth, highest PSNR), 1 the GAN model (sharp, invented texture). For superres-x4 and RRDB_PSNR_x4.",
+        ),
+    ] = None,
     outscale: Annotated[
         Optional[float], typer.Option("--outscale", "-s", help="Final factor (default: the model's scale).")
     ] = None,
@@ -150,7 +158,7 @@ def upscale_command(
 
             device = device_for_rank(device, ranks.local_rank, torch.cuda.is_available())
         upscaler = load_model(
-            model, device=device, precision=precision, tile=tile, tile_pad=tile_pad, winograd=winograd
+            model, device=device, precision=precision, tile=tile, tile_pad=tile_pad, winograd=winograd, strength=strength
         )
         factor = outscale if outscale is not None else upscaler.scale
         name_suffix = suffix if suffix is not None else f"_x{factor:g}"

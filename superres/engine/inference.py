@@ -80,11 +80,22 @@ def load_model(
     tile: int | None = None,
     tile_pad: int | None = None,
     winograd: bool = True,
+    strength: float | None = None,
 ) -> Upscaler:
-    """Read a weights file (ours, ESRGAN, Real-ESRGAN or BasicSR) and wrap it in an :class:`Upscaler`."""
-    from superres.models.weights import load_network
+    """Read a weights file (ours, ESRGAN, Real-ESRGAN or BasicSR) and wrap it in an :class:`Upscaler`.
 
-    module, info = load_network(resolve_model_path(path_or_name))
+    ``strength`` α blends a known model with its GAN partner once, here (ESRGAN §3.4's network
+    interpolation, θ = (1 − α)·θ_model + α·θ_GAN): 0 is the model itself, 1 the GAN model
+    (``superres-x4`` → ``superres-x4-gan``). ``None``: the model as it is.
+    """
+    if strength is None:
+        from superres.models.weights import load_network
+
+        module, info = load_network(resolve_model_path(path_or_name))
+    else:
+        from superres.models.interpolation import load_with_strength
+
+        module, info = load_with_strength(path_or_name, strength)
     return Upscaler(
         module, info, device=device, precision=precision, tile=tile, tile_pad=tile_pad, winograd=winograd
     )

@@ -7,6 +7,7 @@ paper shows it removes the GAN model's artefacts with less loss of detail than b
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,16 +70,10 @@ def interpolate_networks(
     return psnr_model, psnr_info
 
 
-def interpolate(
-    psnr_path: str | Path, gan_path: str | Path, alpha: float, out_path: str | Path, overwrite: bool = False
-) -> Path:
-    """Blend two weight files of the same architecture and hyper-parameters into ``out_path`` (safetensors).
+def blend_networks(psnr_path: str | Path, gan_path: str | Path, alpha: float) -> tuple[nn.Module, ModelInfo]:
+    """The network of ``psnr_path`` with weights (1 − α)·PSNR + α·GAN, its info noting the blend."""
+    from superres.models.weights import load_network
 
-    ``out_path`` is never one of the two inputs, ``overwrite`` or not."""
-    from superres.imageio import check_not_input
-    from superres.models.weights import load_network, save_network
-
-    check_not_input(out_path, [psnr_path, gan_path])
     model, info = interpolate_networks(load_network(psnr_path), load_network(gan_path), alpha)
     metadata = {
         "interpolation": f"(1 - alpha) * PSNR + alpha * GAN, ESRGAN §3.4; alpha={alpha}",
@@ -86,4 +81,29 @@ def interpolate(
         "interpolation_gan_model": Path(gan_path).name,
         "interpolation_alpha": repr(float(alpha)),
     }
+    return model, replace(info, metadata={**info.metadata, **metadata})
+
+
+def load_with_strength(name: str | Path, strength: float) -> tuple[nn.Module, ModelInfo]:
+    """A known model blended with its GAN partner (``--strength``): α = 0 is the model, α = 1 the partner."""
+    from superres.models.registry import gan_partner, resolve
+
+    partner = gan_partner(name)
+    if not 0.0 <= strength <= 1.0:
+        raise ConfigError(f"--strength must lie in [0, 1], got {strength}")
+    return blend_networks(resolve(name), resolve(partner), strength)
+
+
+def interpolate(
+    psnr_path: str | Path, gan_path: str | Path, alpha: float, out_path: str | Path, overwrite: bool = False
+) -> Path:
+    """Blend two weight files of the same architecture and hyper-parameters into ``out_path`` (safetensors).
+
+    ``out_path`` is never one of the two inputs, ``overwrite`` or not."""
+    from superres.imageio import check_not_input
+    from superres.models.weights import save_network
+
+    check_not_input(out_path, [psnr_path, gan_path])
+    model, info = blend_networks(psnr_path, gan_path, alpha)
+    metadata = {key: value for key, value in info.metadata.items() if key.startswith("interpolation")}
     return save_network(out_path, model, info.arch, info.hparams, metadata, overwrite=overwrite)

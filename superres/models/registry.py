@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from superres.errors import DownloadError, WeightsError
+from superres.errors import ConfigError, DownloadError, WeightsError
 from superres.models.download import fetch as fetch_file
 from superres.models.download import manual_hint, sha256_file
 
@@ -43,6 +43,7 @@ class ModelEntry:
     filename: str
     url: str | None = None
     sha256: str | None = None
+    gan_partner: str | None = None  # the GAN-trained model of the same network, for --strength (ESRGAN §3.4)
 
     @property
     def bundled(self) -> bool:
@@ -60,6 +61,17 @@ MODELS: tuple[ModelEntry, ...] = (
         description="superres's own PSNR-oriented ×4 model (SRVGGNetCompact 64×16), trained by superres on "
         "BSDS500 + T91 (research data); fast on a CPU. Recipe: superres/presets/superres_x4.yaml",
         filename="superres_x4.safetensors",
+        gan_partner="superres-x4-gan",
+    ),
+    ModelEntry(
+        name="superres-x4-gan",
+        arch="SRVGGNetCompact",
+        scale=4,
+        license="BSD-3-Clause",
+        homepage="bundled with superres",
+        description="superres-x4 trained on adversarially (RaGAN + L1 + feature matching) by superres: sharper, "
+        "invented texture, lower PSNR. Blend the two with --strength. Recipe: superres/presets/superres_x4_gan.yaml",
+        filename="superres_x4_gan.safetensors",
     ),
     ModelEntry(
         name="RRDB_ESRGAN_x4",
@@ -80,6 +92,7 @@ MODELS: tuple[ModelEntry, ...] = (
         homepage="https://github.com/xinntao/ESRGAN",
         description="ESRGAN's PSNR-oriented RRDB model (L1 loss, DF2K): the α = 0 end of network interpolation",
         filename="RRDB_PSNR_x4.pth",
+        gan_partner="RRDB_ESRGAN_x4",
         # Only published on the authors' Google Drive; Drive may answer a script with a
         # confirmation page, in which case the error message explains the manual download.
         url="https://drive.google.com/uc?export=download&id=1pJ_T-V1dpb1ewoEra1TGSWl5e6H7M4NN",
@@ -169,6 +182,22 @@ def get(name: str) -> ModelEntry:
         if entry.name.casefold() == name.casefold():
             return entry
     raise WeightsError(f"unknown model {name!r}; known models: {', '.join(names())} (or pass a path to a weights file)")
+
+
+def gan_partner(name: str | os.PathLike[str]) -> str:
+    """The GAN partner of a known model, for ``--strength``; a clear error for anything else."""
+    with_partner = ", ".join(entry.name for entry in MODELS if entry.gan_partner)
+    hint = f"models with one: {with_partner}; any two files of one architecture blend with `superres interpolate`"
+    text = os.fspath(name)
+    try:
+        entry = get(text)
+    except WeightsError:
+        raise ConfigError(
+            f"--strength needs a model that names its GAN partner, and {text} is not one ({hint})"
+        ) from None
+    if entry.gan_partner is None:
+        raise ConfigError(f"{entry.name} has no GAN partner to blend with, so --strength does not apply ({hint})")
+    return entry.gan_partner
 
 
 def default_cache_dir() -> Path:

@@ -12,6 +12,10 @@ Scoring follows :mod:`superres.quality.metrics` (Y of BT.601, border = scale, 8-
 Grayscale HR images (Set14's ``bridge``) are handled as the literature does: the model gets the
 gray LR replicated to RGB, its output is turned back into gray with the full-range BT.601 luma
 (which returns a replicated gray image unchanged), and the gray values are scored.
+
+Beyond PSNR and SSIM, ``metrics`` may add the perceptual side of the perception–distortion plane
+(Blau & Michaeli, CVPR 2018): NIQE of the SR output alone (:mod:`superres.quality.niqe`; Y rounded,
+border = scale, as PIRM 2018 and ESRGAN score) and LPIPS against the HR (:mod:`superres.quality.lpips`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from superres.quality.imresize import imresize
 from superres.quality.metrics import PROTOCOL_RGB, PROTOCOL_Y, psnr, rgb_to_y, smallest_side, ssim
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+METRICS = ("psnr", "ssim", "niqe", "lpips")
 
 
 class SupportsUpscale(Protocol):
@@ -57,6 +62,8 @@ class Bicubic:
 class ImageScore:
     psnr: float
     ssim: float
+    niqe: float | None = None  # when asked for: no-reference, lower is more natural
+    lpips: float | None = None  # when asked for: against the HR, lower is more similar
 
 
 @dataclass
@@ -67,6 +74,78 @@ class DatasetResult:
     lr_source: str
     seconds: float
     images: dict[str, ImageScore] = field(default_factory=dict)
+    niqe: float | None = None
+    lpips: float | None = None
+
+
+@dataclass
+class Scorer:
+    """Scores one SR output against its HR: PSNR and SSIM always, NIQE and LPIPS when asked for."""
+
+    scale: int
+    y_only: bool = True
+    niqe: bool = False
+    lpips: Any = None  # a superres.quality.lpips.LPIPS, or None
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return ("psnr", "ssim") + ("niqe",) * self.niqe + ("lpips",) * (self.lpips is not None)
+
+    def protocol(self) -> dict[str, str]:
+        """How the perceptual metrics were computed, for the report."""
+        out = {}
+        if self.niqe:
+            out["niqe"] = (
+                "NIQE release (Mittal et al. 2013) of the SR output: Y of rgb2ycbcr rounded (gray images: gray "
+                f"values), border {self.scale} cropped, 96×96 blocks"
+            )
+        if self.lpips is not None:
+            net, c = self.lpips.net, self.scale
+            out["lpips"] = f"LPIPS v0.1 {net} (Zhang et al. 2018) against HR, RGB, border {c} cropped"
+        return out
+
+    def __call__(self, sr: np.ndarray, hr: np.ndarray) -> ImageScore:
+        base = score_image(sr, hr, self.scale, self.y_only)
+        scored = _to_gray(sr) if hr.ndim == 2 else sr
+        extra: dict[str, float] = {}
+        if self.niqe:
+            from superres.quality.niqe import niqe
+
+            extra["niqe"] = niqe(scored, crop_border=self.scale, channel="y")
+        if self.lpips is not None:
+            from superres.quality.lpips import lpips_images
+
+            c = self.scale
+            extra["lpips"] = lpips_images(self.lpips, scored[c:-c, c:-c], hr[c:-c, c:-c])
+        return ImageScore(base.psnr, base.ssim, **extra)
+
+
+def parse_metrics(metrics: str | Sequence[str]) -> tuple[str, ...]:
+    """``"psnr,ssim,niqe"`` or a sequence of names → validated names (PSNR and SSIM are always scored)."""
+    names = [m.strip().lower() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        raise SuperresError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
+    return tuple(m for m in METRICS if m in names or m in ("psnr", "ssim"))
+
+
+def make_scorer(
+    scale: int,
+    metrics: Sequence[str],
+    y_only: bool = True,
+    lpips_net: str = "alex",
+    lpips_weights: tuple[str | Path, str | Path] | None = None,
+    device: str = "cpu",
+) -> Scorer:
+    """A :class:`Scorer` for ``metrics``; LPIPS weights from ``lpips_weights`` (backbone, head) or the cache."""
+    lpips_model = None
+    if "lpips" in metrics:
+        from superres.engine.devices import resolve_device
+        from superres.quality.lpips import load_lpips
+
+        backbone, head = lpips_weights if lpips_weights is not None else (None, None)
+        lpips_model = load_lpips(lpips_net, backbone, head, device=resolve_device(device))  # type: ignore[arg-type]
+    return Scorer(scale, y_only, "niqe" in metrics, lpips_model)
 
 
 @dataclass
@@ -100,6 +179,10 @@ def evaluate(
     device: str = "auto",
     precision: str = "fp32",
     tile: int | None = None,
+    metrics: str | Sequence[str] = ("psnr", "ssim"),
+    lpips_net: str = "alex",
+    lpips_weights: tuple[str | Path, str | Path] | None = None,
+    strength: float | None = None,
 ) -> EvalReport:
     """Score ``model`` on benchmark sets under ``data_root``; see the module docstring.
 
@@ -111,18 +194,38 @@ def evaluate(
     precision defaults to fp32 so that published numbers do not depend on the hardware.
     An SR image that cannot be written (a full disk) does not stop the scoring: it is listed in
     ``save_errors`` of the report.
+    ``metrics``: ``psnr``, ``ssim`` (always), ``niqe``, ``lpips`` (``lpips_net`` alex or vgg; weights
+    from ``lpips_weights`` = (backbone, head) paths, else downloaded once). ``strength`` blends a known
+    model with its GAN partner (:func:`superres.engine.inference.load_model`).
     """
-    upscaler, model_name = _resolve_model(model, scale, device, precision, tile)
+    chosen = parse_metrics(metrics)
+    upscaler, model_name = resolve_model(model, scale, device, precision, tile, strength)
     scale = int(upscaler.scale)
+    scorer = make_scorer(scale, chosen, y_only, lpips_net, lpips_weights, device)
+    save_dir = Path(save_images) if save_images is not None else None
+    return evaluate_upscaler(upscaler, model_name, data_root, datasets, scorer, save_dir, overwrite, progress)
+
+
+def evaluate_upscaler(
+    upscaler: SupportsUpscale,
+    model_name: str,
+    data_root: str | Path,
+    datasets: Sequence[str],
+    scorer: Scorer,
+    save_dir: Path | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> EvalReport:
+    """:func:`evaluate` for a model and a :class:`Scorer` already made (the α sweep scores many models)."""
+    scale, y_only = scorer.scale, scorer.y_only
     root = Path(data_root)
     sets = [_DatasetFiles.find(root, name, scale) for name in datasets]
-    save_dir = Path(save_images) if save_images is not None else None
     if save_dir is not None:
         _prepare_outputs(save_dir, sets, overwrite)
 
     save_errors: list[str] = []
     results = {
-        files.name: _evaluate_dataset(upscaler, files, scale, y_only, save_dir, overwrite, progress, save_errors)
+        files.name: _evaluate_dataset(upscaler, files, scorer, save_dir, overwrite, progress, save_errors)
         for files in sets
     }
     protocol = {
@@ -137,12 +240,19 @@ def evaluate(
         "sr_output": "clamped and rounded to uint8",
         "hr": f"cropped to a multiple of {scale}, top-left kept",
         "lr": f"LR_bicubic/X{scale} files where present, else superres.quality.imresize (MATLAB bicubic)",
+        "metrics": list(scorer.metrics),
+        **scorer.protocol(),
     }
     return EvalReport(protocol=protocol, results=results, save_errors=save_errors)
 
 
-def _resolve_model(
-    model: str | Path | SupportsUpscale, scale: int | None, device: str, precision: str, tile: int | None
+def resolve_model(
+    model: str | Path | SupportsUpscale,
+    scale: int | None,
+    device: str,
+    precision: str,
+    tile: int | None,
+    strength: float | None = None,
 ) -> tuple[SupportsUpscale, str]:
     if scale is not None and scale < 1:
         raise SuperresError(f"scale must be a positive integer, not {scale}")
@@ -151,7 +261,8 @@ def _resolve_model(
     if isinstance(model, (str, Path)):
         from superres.engine.inference import load_model
 
-        upscaler, name = load_model(model, device=device, precision=precision, tile=tile), str(model)
+        upscaler = load_model(model, device=device, precision=precision, tile=tile, strength=strength)
+        name = str(model) if strength is None else f"{model} strength {strength:g}"
     else:
         upscaler, name = model, str(getattr(model, "arch", type(model).__name__))
     if scale is not None and int(upscaler.scale) != scale:
@@ -254,8 +365,7 @@ def _output_path(save_dir: Path, dataset: str, hr_path: Path) -> Path:
 def _evaluate_dataset(
     upscaler: SupportsUpscale,
     files: _DatasetFiles,
-    scale: int,
-    y_only: bool,
+    scorer: Scorer,
     save_dir: Path | None,
     overwrite: bool,
     progress: bool,
@@ -264,6 +374,7 @@ def _evaluate_dataset(
     from tqdm import tqdm
 
     start = time.perf_counter()
+    scale = scorer.scale
     images: dict[str, ImageScore] = {}
     for hr_path in tqdm(files.hr_paths, desc=files.name, unit="img", disable=not progress, leave=False):
         lr, hr = files.read_pair(hr_path, scale)
@@ -273,15 +384,22 @@ def _evaluate_dataset(
                 write_image(_output_path(save_dir, files.name, hr_path), ImageData(sr, format="PNG"), overwrite)
             except SuperresError as err:
                 save_errors.append(str(err))
-        images[hr_path.name] = score_image(sr, hr, scale, y_only)
+        images[hr_path.name] = scorer(sr, hr)
     return DatasetResult(
-        psnr=float(np.mean([s.psnr for s in images.values()])),
-        ssim=float(np.mean([s.ssim for s in images.values()])),
+        psnr=_mean(images, "psnr"),
+        ssim=_mean(images, "ssim"),
         n=len(images),
         lr_source="imresize" if files.lr_dir is None else f"LR_bicubic/X{scale}",
         seconds=time.perf_counter() - start,
         images=images,
+        niqe=_mean(images, "niqe"),
+        lpips=_mean(images, "lpips"),
     )
+
+
+def _mean(images: dict[str, ImageScore], metric: str) -> Any:
+    values = [getattr(score, metric) for score in images.values()]
+    return None if None in values else float(np.mean(values))
 
 
 def network_input(lr: np.ndarray) -> np.ndarray:

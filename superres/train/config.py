@@ -25,7 +25,7 @@ import yaml
 from superres.errors import ConfigError
 
 # The papers' recipes, and the recipe of the bundled default model (superres-x4).
-PRESETS = ("srresnet", "srgan", "esrgan_psnr", "esrgan", "superres_x4")
+PRESETS = ("srresnet", "srgan", "esrgan_psnr", "esrgan", "superres_x4", "superres_x4_gan")
 
 
 @dataclass
@@ -80,7 +80,7 @@ class VGGConfig:
 
 @dataclass
 class LossConfig:
-    """Weighted sum of a pixel loss, a VGG content loss and an adversarial loss (0 weight = off)."""
+    """Weighted sum of a pixel loss, a VGG content loss, an adversarial loss and feature matching (0 weight = off)."""
 
     pixel: Literal["mse", "l1"] = "mse"
     pixel_weight: float = 1.0
@@ -88,6 +88,7 @@ class LossConfig:
     vgg: VGGConfig = field(default_factory=VGGConfig)
     gan: Literal["none", "bce", "ragan"] = "none"
     gan_weight: float = 0.0
+    feature_matching_weight: float = 0.0  # L1 between D's features of SR and HR (pix2pixHD eq. 4)
 
 
 @dataclass
@@ -190,6 +191,8 @@ class TrainConfig:
             raise ConfigError("data.subimages works on HR-only data; it cannot be combined with data.train_lr")
         if self.is_gan and self.loss.gan_weight <= 0:
             raise ConfigError(f"loss.gan={self.loss.gan} needs a positive loss.gan_weight")
+        if self.loss.feature_matching_weight > 0 and not self.is_gan:
+            raise ConfigError("loss.feature_matching_weight needs a discriminator: set loss.gan (e.g. ragan)")
         if self.is_gan and self.discriminator.arch == "VGGStyleDiscriminator" and self.data.patch_size % 32:
             raise ConfigError("VGGStyleDiscriminator needs data.patch_size to be a multiple of 32")
         if len(self.optim.betas) != 2 or len(self.optim_d.betas) != 2:

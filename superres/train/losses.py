@@ -115,3 +115,17 @@ def ragan_g_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.
     real_vs_fake = real_logits - fake_logits.mean()
     fake_vs_real = fake_logits - real_logits.mean()
     return (_bce(real_vs_fake, False) + _bce(fake_vs_real, True)) / 2
+
+
+def feature_matching_loss(fake_features: list[torch.Tensor], real_features: list[torch.Tensor]) -> torch.Tensor:
+    """Mean L1 distance between the discriminator's feature maps of SR and HR images, averaged over layers.
+
+    Feature matching (Salimans et al., "Improved Techniques for Training GANs", NeurIPS 2016, §3.1) in the
+    multi-layer L1 form of pix2pixHD (Wang et al., CVPR 2018, eq. 4): the discriminator's own features
+    serve as a perceptual space learned on the data, where no ImageNet VGG19 is available. The HR features
+    are targets, not trained through.
+    """
+    if len(fake_features) != len(real_features) or not fake_features:
+        raise ValueError("feature matching needs the same, non-zero number of feature maps for SR and HR")
+    terms = [F.l1_loss(fake, real.detach()) for fake, real in zip(fake_features, real_features, strict=True)]
+    return torch.stack(terms).mean()

@@ -2,9 +2,9 @@
 
 One loop serves all four presets. Each update of the generator minimises
 
-    pixel_weight · L_pixel + perceptual_weight · L_VGG + gan_weight · L_G^adv
+    pixel_weight · L_pixel + perceptual_weight · L_VGG + gan_weight · L_G^adv + feature_matching_weight · L_FM
 
-(SRGAN eq. 3, ESRGAN eq. 3; a weight of 0 switches a term off). In GAN stages the discriminator
+(SRGAN eq. 3, ESRGAN eq. 3, pix2pixHD eq. 4; a weight of 0 switches a term off). In GAN stages the discriminator
 is then updated once on the same batch. Everything random is a function of the seed and the step,
 so a resumed run continues bit for bit as the uninterrupted run would have (on CPU).
 
@@ -222,14 +222,17 @@ class Trainer:
 
     def _init_generator(self, generator: nn.Module, path: str) -> None:
         """Start from a trained model (GAN stages start from the PSNR-oriented one)."""
+        from superres.errors import WeightsError
+        from superres.models.registry import resolve
         from superres.models.weights import load_network
 
-        file = Path(path).expanduser()
-        if not file.is_file():
+        try:  # a file, or the name of a bundled or cached model (e.g. superres-x4)
+            file = resolve(path, download=False)
+        except WeightsError:
             raise ConfigError(
-                f"init_from: {file} not found; train the PSNR-oriented stage first "
+                f"init_from: {path} not found; train the PSNR-oriented stage first "
                 "(e.g. `superres train srresnet` or `superres train esrgan_psnr`) or set init_from=PATH"
-            )
+            ) from None
         source, info = load_network(file)
         if (info.arch, info.hparams) != (self.arch, self.hparams):
             raise ConfigError(
@@ -469,14 +472,22 @@ class Trainer:
                 stats["loss/perceptual"] = self.perceptual_loss(sr, hr).float()
             total = total + config.loss.perceptual_weight * stats["loss/perceptual"]
         if self.gan_loss is not None:
+            matching = config.loss.feature_matching_weight > 0
             with self._autocast():
-                fake_logits = m.discriminator_raw(sr).float()
-                real_logits = None
-                if self.gan_loss.needs_real_logits_for_g:
+                fake_logits, fake_features = m.discriminator_raw.forward_features(sr)
+                real_logits = real_features = None
+                if self.gan_loss.needs_real_logits_for_g or matching:
                     with torch.no_grad():
-                        real_logits = m.discriminator_raw(hr).float()
-            stats["loss/g_adv"] = self.gan_loss.g_loss(real_logits, fake_logits)
+                        real_logits, real_features = m.discriminator_raw.forward_features(hr)
+            real_logits = real_logits.float() if self.gan_loss.needs_real_logits_for_g else None
+            stats["loss/g_adv"] = self.gan_loss.g_loss(real_logits, fake_logits.float())
             total = total + config.loss.gan_weight * stats["loss/g_adv"]
+            if matching:
+                from superres.train.losses import feature_matching_loss
+
+                fm = feature_matching_loss([f.float() for f in fake_features], [f.float() for f in real_features])
+                stats["loss/feature_matching"] = fm
+                total = total + config.loss.feature_matching_weight * fm
         stats["loss/g_total"] = total
         if (bad := self._nonfinite(stats)) is not None:
             self._skip(*bad)
@@ -586,6 +597,7 @@ class Trainer:
 
     def _metadata(self) -> dict[str, str]:
         config = self.config
+        matching = config.loss.feature_matching_weight
         meta = {
             "trained_by": "superres train",
             "run": config.name,
@@ -594,6 +606,7 @@ class Trainer:
             "losses": (
                 f"pixel {config.loss.pixel}×{config.loss.pixel_weight}, "
                 f"perceptual×{config.loss.perceptual_weight}, gan {config.loss.gan}×{config.loss.gan_weight}"
+                + (f", feature matching×{matching}" if matching else "")
             ),
             "ema": str(config.ema_decay) if config.ema_decay else "off",
         }
