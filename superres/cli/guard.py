@@ -3,16 +3,12 @@
 It wraps the invocation of the whole command group (:class:`GuardedGroup`, the ``cls`` of the typer
 app), so a command added later is covered without doing anything:
 
-=====================================  ============================================================  ====
-what ends the command                  what the user sees                                            exit
-=====================================  ============================================================  ====
-:class:`~superres.errors.SuperresError`  ``error: <its message>``                                    1
-a usage error (unknown option, …)      ``error: <click's message> (see 'superres CMD --help')``      2
-Ctrl-C                                 ``interrupted: <what was finished>`` (see :func:`finished`)   130
-a missing optional dependency          ``error: … pip install "superres[extra]"``                    1
-out of memory, a full disk, …          ``error: <what the system said>``                             1
-anything else (a bug)                  ``error: unexpected <type>: <message>`` + a ``--debug`` hint  1
-=====================================  ============================================================  ====
+* a :class:`~superres.errors.SuperresError` → ``error: <its message>``, exit 1;
+* a usage error (unknown option, missing argument) → ``error: <the message> (see 'superres CMD --help')``, exit 2;
+* Ctrl-C → ``interrupted: <what was finished>`` (see :func:`finished`), exit 130;
+* a missing optional dependency → ``error: … pip install "superres[extra]"``, exit 1;
+* out of memory, a full disk, … → ``error: <what the system said>``, exit 1;
+* anything else (a bug) → ``error: unexpected <type>: <message>`` and a hint to rerun with ``--debug``, exit 1.
 
 Every float option and argument of every command accepts finite numbers only: ``nan`` and ``inf``
 parse as floats, and would otherwise reach the library as sizes and factors.
