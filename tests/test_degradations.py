@@ -118,7 +118,8 @@ def test_usm_sharpens_edges_and_leaves_flat_areas():
 
 def test_gaussian_noise_has_its_sigma_and_gray_noise_is_shared_by_the_channels():
     images = torch.full((2, 3, 128, 128), 0.5)
-    noise = gaussian_noise(images, torch.tensor([4.0, 20.0]), torch.tensor([0.0, 1.0]), torch.Generator().manual_seed(1))
+    sigma, gray = torch.tensor([4.0, 20.0]), torch.tensor([0.0, 1.0])
+    noise = gaussian_noise(images, sigma, gray, torch.Generator().manual_seed(1))
     assert float(noise[0].std()) == pytest.approx(4 / 255, rel=0.03)
     assert float(noise[1].std()) == pytest.approx(20 / 255, rel=0.03)
     assert abs(float(noise[0].mean())) < 3e-4
@@ -171,7 +172,8 @@ def test_make_pair_gives_8bit_lr_of_the_patch_and_the_usm_target():
     assert torch.equal(pair["hr_real"], hr[..., 16:-16, 16:-16])
     assert torch.equal(pair["hr"], K.usm_sharpen(hr)[..., 16:-16, 16:-16])
     lr255 = pair["lr"] * 255
-    assert torch.allclose(lr255, lr255.round(), atol=1e-4) and 0 <= float(pair["lr"].min()) <= float(pair["lr"].max()) <= 1
+    assert torch.allclose(lr255, lr255.round(), atol=1e-4)
+    assert 0 <= float(pair["lr"].min()) <= float(pair["lr"].max()) <= 1
     plain = make_pair(hr, DegradationConfig(enabled=True, margin=16, usm_target=False), 4, Draw(generator_for(5)))
     assert set(plain) == {"lr", "hr"} and torch.equal(plain["hr"], hr[..., 16:-16, 16:-16])
 
@@ -278,8 +280,8 @@ def test_recipes_are_fixed_seeded_and_do_what_their_names_say():
 
 @pytest.mark.parametrize("where", ["loader", "device"])
 def test_training_with_degradations_resumes_bit_exactly(shared, tmp_path, where):
-    from superres.train import load_config
     from superres.train import checkpoints as ckpt
+    from superres.train import load_config
     from superres.train.trainer import train
 
     common = [
@@ -377,13 +379,12 @@ def test_eval_degrade_scores_on_the_recipes_lr(shared, tmp_path):
 
 def test_photos_without_hr_are_scored_by_niqe(photo, shared, tmp_path):
     pytest.importorskip("superres.quality.niqe")
+    from superres.quality.niqe import niqe
     from typer.testing import CliRunner
 
     from superres.cli import app
-    from superres.quality.niqe import niqe
-    from superres.quality.photos import evaluate_photos
-
     from superres.quality.imresize import imresize
+    from superres.quality.photos import evaluate_photos
 
     report = evaluate_photos("bicubic", photo.parent, progress=False)
     expected = niqe(imresize(np.asarray(Image.open(photo)), 4.0), crop_border=4)

@@ -3,7 +3,8 @@
     python tools/bench_degradations.py --data ../shared/train/BSDS500_train
 
 Medians on one thread: one 128-px training sample with Real-ESRGAN's degradations (the paper's settings,
-preset realesrnet, and superres_x4_real's narrower ones) and with MATLAB bicubic only, and one training step of superres-x4's network on a batch of 16
+preset realesrnet, and superres_x4_real's narrower ones) and with MATLAB bicubic only, and one training
+step of superres-x4's network on a batch of 16
 (forward, L1, backward, Adam). A worker process makes a batch while the model trains on the previous one,
 so the loader is hidden as long as 16 samples take less than a step.
 """
@@ -50,7 +51,9 @@ def main() -> None:
     for name, dataset in datasets.items():
         for i in range(len(paths)):  # decode once (the training cache does the same)
             dataset[i]
-        per_sample[name] = median_seconds(lambda: dataset[(next(counter) % 16, (0, 0, next(counter)))], args.repeats)
+        per_sample[name] = median_seconds(
+            lambda d=dataset: d[(next(counter) % 16, (0, 0, next(counter)))], args.repeats
+        )
 
     network = build_network(config.model.arch, config.model.hparams()).train()
     optimizer = torch.optim.Adam(network.parameters(), 1e-4)

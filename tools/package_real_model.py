@@ -78,7 +78,10 @@ def main() -> None:
     save_network(args.output, network, info.arch, info.hparams, metadata, overwrite=args.overwrite)
     args.docs.mkdir(parents=True, exist_ok=True)
     write_curve_csv(read_curve(args.run / "log.jsonl"), args.docs / "curve.csv")
-    scores = {"real_world": {"protocol": protocol, "niqe": niqe, "models": real}, "clean": {"datasets": DATASETS, **clean}}
+    scores = {
+        "real_world": {"protocol": protocol, "niqe": niqe, "models": real},
+        "clean": {"datasets": DATASETS, **clean},
+    }
     (args.docs / "scores.json").write_text(json.dumps(scores, indent=1) + "\n")
     print(f"wrote {args.output} and {args.docs}/")
 

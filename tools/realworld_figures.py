@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 CROPS = (("102062.jpg", 248, 120), ("246009.jpg", 176, 96), ("69000.jpg", 184, 112))
 SHOWN = 64  # input pixels shown per side
 RECOMPRESS = 30  # JPEG quality of the second row
+Panel = tuple[str, np.ndarray, float]  # label, pixels shown, block-grid ratio of the whole output
 
 
 def upscale(model: str, image: np.ndarray, x4plus: Path | None) -> np.ndarray:
@@ -40,7 +41,7 @@ def upscale(model: str, image: np.ndarray, x4plus: Path | None) -> np.ndarray:
     return superres.load_model(source, device="cpu", precision="fp32").upscale(image)
 
 
-def figure(rows: list[list[tuple[str, np.ndarray, float]]], path: Path) -> None:
+def figure(rows: list[list[Panel]], path: Path) -> None:
     size, gap, label_h = SHOWN * 4, 6, 34
     font = ImageFont.load_default(size=13)
     columns = len(rows[0])
@@ -56,7 +57,7 @@ def figure(rows: list[list[tuple[str, np.ndarray, float]]], path: Path) -> None:
     canvas.save(path, optimize=True)
 
 
-def compare(crop: np.ndarray, models: list[str], x4plus: Path | None, label: str) -> list[tuple[str, np.ndarray, float]]:
+def compare(crop: np.ndarray, models: list[str], x4plus: Path | None, label: str) -> list[Panel]:
     """The input and each model's output, cut to the shown centre, with the block-grid ratio of the whole."""
     lo, hi = (128 - SHOWN) // 2, (128 + SHOWN) // 2
     shown_input = np.repeat(np.repeat(crop[lo:hi, lo:hi], 4, axis=0), 4, axis=1)
@@ -85,7 +86,7 @@ def main() -> None:
         ]
         ratios[name] = {
             kind: {("input" if i == 0 else label): round(ratio, 3) for i, (label, _, ratio) in enumerate(row)}
-            for kind, row in zip(("photo", f"jpeg_q{RECOMPRESS}"), rows)
+            for kind, row in zip(("photo", f"jpeg_q{RECOMPRESS}"), rows, strict=True)
         }
         print(name, ratios[name], flush=True)
         figure(rows, args.out / f"{Path(name).stem}.png")

@@ -21,15 +21,19 @@ def register(app: typer.Typer) -> None:
 
 def degrade_command(
     inputs: Annotated[list[Path], typer.Argument(metavar="IMAGE", help="Image files (the HR).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (<stem>_lr.png), or a .png for one image.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output folder (<stem>_lr.png), or a .png for one image.")
+    ],
     overrides: Annotated[
-        Optional[list[str]], typer.Option("--set", help="A KEY=VALUE setting, e.g. degradation.second.noise_range=[1,5].")
+        Optional[list[str]],
+        typer.Option("--set", help="A KEY=VALUE setting, e.g. degradation.second.noise_range=[1,5]."),
     ] = None,
     config: Annotated[
         str, typer.Option("--config", "-c", help="Preset or training YAML whose degradation section is used.")
     ] = "realesrnet",
     recipe: Annotated[
-        Optional[str], typer.Option("--recipe", "-r", help="A fixed benchmark recipe (superres eval --degrade) instead.")
+        Optional[str],
+        typer.Option("--recipe", "-r", help="A fixed benchmark recipe (superres eval --degrade) instead."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random draws (with each file's name).")] = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,

@@ -50,7 +50,8 @@ def eval_command(
     ] = None,
     niqe: Annotated[bool, typer.Option("--niqe", help="Also score every output with NIQE (no reference).")] = False,
     photos: Annotated[
-        Optional[Path], typer.Option("--photos", help="A folder of real photos with no HR: NIQE of each model's outputs.")
+        Optional[Path],
+        typer.Option("--photos", help="A folder of real photos with no HR: NIQE of each model's outputs."),
     ] = None,
     scale: Annotated[
         Optional[int], typer.Option("--scale", "-s", help="Upscaling factor (default: the model's; 4 for bicubic).")

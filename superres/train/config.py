@@ -175,7 +175,7 @@ class StageConfig:
         if self.jpeg_range[1] > 100:
             raise ConfigError(f"{name}.jpeg_range: JPEG quality goes up to 100, got {self.jpeg_range}")
         if not self.resize_range[0] <= 1.0 <= self.resize_range[1]:
-            raise ConfigError(f"{name}.resize_range must contain 1 (it is split at 1 into down and up), got {self.resize_range}")
+            raise ConfigError(f"{name}.resize_range must contain 1 (split there: down, up), got {self.resize_range}")
 
 
 def _stage2_defaults() -> StageConfig:
@@ -218,11 +218,11 @@ class DegradationConfig:
     def validate(self, scale: int) -> None:
         low, high = self.kernel_range if len(self.kernel_range) == 2 else (0, 0)
         if not (3 <= low <= high and low % 2 and high % 2):
-            raise ConfigError(f"degradation.kernel_range must be two odd sizes [low, high], low >= 3; got {self.kernel_range}")
+            raise ConfigError(f"degradation.kernel_range: two odd sizes [low, high], low >= 3; got {self.kernel_range}")
         if not 0.0 <= self.final_sinc_prob <= 1.0:
             raise ConfigError(f"degradation.final_sinc_prob is a probability in [0, 1], got {self.final_sinc_prob}")
         if self.margin < 0 or self.margin % scale:
-            raise ConfigError(f"degradation.margin must be a non-negative multiple of the scale {scale}, got {self.margin}")
+            raise ConfigError(f"degradation.margin must be a multiple of the scale {scale} (or 0), got {self.margin}")
         self.first.validate("degradation.first")
         self.second.validate("degradation.second")
 

@@ -35,7 +35,7 @@ def jpeg(images: torch.Tensor, quality: torch.Tensor | float) -> torch.Tensor:
     qualities = torch.as_tensor(quality, dtype=torch.float32).reshape(-1).expand(images.shape[0])
     pixels = (images.detach().float().clamp(0, 1) * 255).round().byte().cpu().permute(0, 2, 3, 1).numpy()
     out = []
-    for image, q in zip(pixels, qualities.tolist()):
+    for image, q in zip(pixels, qualities.tolist(), strict=True):
         plane = image[..., 0] if image.shape[2] == 1 else image
         decoded = jpeg_roundtrip(np.ascontiguousarray(plane), int(round(q)))
         out.append(torch.from_numpy(decoded.reshape(image.shape).copy()))

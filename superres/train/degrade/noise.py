@@ -57,7 +57,7 @@ def poisson_noise(
     gray = torch.as_tensor(gray).reshape(-1).expand(images.shape[0])
     luma = torch.tensor(_LUMA, dtype=images.dtype, device=images.device).view(3, 1, 1)
     planes = []
-    for image, is_gray in zip(images, gray.tolist()):
+    for image, is_gray in zip(images, gray.tolist(), strict=True):
         if is_gray:
             planes.append(_poisson_plane((image * luma).sum(0, keepdim=True), rng).expand_as(image))
         else:

@@ -65,7 +65,7 @@ RECIPES: dict[str, Recipe] = {
             blur_sigma=2.0,
             noise_sigma=8.0,
         ),
-        Recipe("bicubic-noise10", "MATLAB bicubic, Gaussian noise σ 10: sensor noise, no compression", noise_sigma=10.0),
+        Recipe("bicubic-noise10", "MATLAB bicubic, Gaussian noise σ 10: sensor noise, uncompressed", noise_sigma=10.0),
     )
 }
 
