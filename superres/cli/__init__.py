@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from superres.cli import data, evaluate, export, info, models, serve, train, upscale
+from superres.cli import data, degrade, evaluate, export, info, models, serve, train, upscale
 
 app = typer.Typer(
     name="superres",
@@ -19,7 +19,7 @@ app = typer.Typer(
 )
 
 # The order here is the order of `superres --help`.
-for module in (upscale, info, models, evaluate, data, train, export, serve):
+for module in (upscale, info, models, evaluate, data, train, degrade, export, serve):
     module.register(app)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,6 +31,11 @@ from superres.quality.imresize import imresize
 from superres.quality.metrics import PROTOCOL_RGB, PROTOCOL_Y, psnr, rgb_to_y, ssim
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+
+
+# Makes the LR of a uint8 HR image (file name and scale given) instead of the LR files: the
+# real-world benchmark's recipes (superres.train.degrade.recipes) are such functions.
+Degrade = Callable[[np.ndarray, str, int], np.ndarray]
 
 
 class SupportsUpscale(Protocol):
@@ -57,6 +62,7 @@ class Bicubic:
 class ImageScore:
     psnr: float
     ssim: float
+    niqe: float | None = None  # of the SR output, when asked for (no-reference: lower looks more natural)
 
 
 @dataclass
@@ -67,6 +73,7 @@ class DatasetResult:
     lr_source: str
     seconds: float
     images: dict[str, ImageScore] = field(default_factory=dict)
+    niqe: float | None = None
 
 
 @dataclass
@@ -98,6 +105,9 @@ def evaluate(
     device: str = "auto",
     precision: str = "fp32",
     tile: int | None = None,
+    degrade: Degrade | None = None,
+    degrade_name: str | None = None,
+    niqe: bool = False,
 ) -> EvalReport:
     """Score ``model`` on benchmark sets under ``data_root``; see the module docstring.
 
@@ -107,17 +117,19 @@ def evaluate(
     output to ``<save_images>/<Set>/<stem>.png``; existing files are an error unless ``overwrite``.
     ``device``, ``precision`` and ``tile`` go to ``load_model`` when ``model`` is a path or name;
     precision defaults to fp32 so that published numbers do not depend on the hardware.
+    ``degrade`` makes each LR from its HR instead (the real-world benchmark; ``degrade_name`` names it
+    in the report). ``niqe`` also scores each output with NIQE (:mod:`superres.quality.niqe`).
     """
-    upscaler, model_name = _resolve_model(model, scale, device, precision, tile)
+    upscaler, model_name = resolve_model(model, scale, device, precision, tile)
     scale = int(upscaler.scale)
     root = Path(data_root)
-    sets = [_DatasetFiles.find(root, name, scale) for name in datasets]
+    sets = [_DatasetFiles.find(root, name, scale, degrade) for name in datasets]
     save_dir = Path(save_images) if save_images is not None else None
     if save_dir is not None and not overwrite:
         _refuse_existing_outputs(save_dir, sets)
 
     results = {
-        files.name: _evaluate_dataset(upscaler, files, scale, y_only, save_dir, overwrite, progress)
+        files.name: _evaluate_dataset(upscaler, files, scale, y_only, save_dir, overwrite, progress, niqe)
         for files in sets
     }
     protocol = {
@@ -133,10 +145,15 @@ def evaluate(
         "hr": f"cropped to a multiple of {scale}, top-left kept",
         "lr": f"LR_bicubic/X{scale} files where present, else superres.quality.imresize (MATLAB bicubic)",
     }
+    if degrade is not None:
+        protocol["lr"] = f"made from the HR by the degradation recipe {degrade_name or degrade!r}"
+        protocol["description"] += f" · LR degraded: {degrade_name or 'custom'}"
+    if niqe:
+        protocol["niqe"] = f"NIQE of the SR output (Y, border {scale}); lower is more natural"
     return EvalReport(protocol=protocol, results=results)
 
 
-def _resolve_model(
+def resolve_model(
     model: str | Path | SupportsUpscale, scale: int | None, device: str, precision: str, tile: int | None
 ) -> tuple[SupportsUpscale, str]:
     if scale is not None and scale < 1:
@@ -158,10 +175,11 @@ def _resolve_model(
 class _DatasetFiles:
     name: str
     hr_paths: tuple[Path, ...]
-    lr_dir: Path | None  # None: LR made with imresize
+    lr_dir: Path | None  # None: LR made with imresize (or ``degrade``)
+    degrade: Degrade | None = None
 
     @staticmethod
-    def find(root: Path, name: str, scale: int) -> _DatasetFiles:
+    def find(root: Path, name: str, scale: int, degrade: Degrade | None = None) -> _DatasetFiles:
         set_dir = root / name
         # HR_mod<s> is what the X<s> LR files were cut from when HR itself is cropped for ×4.
         hr_dir = next((d for d in (set_dir / f"HR_mod{scale}", set_dir / "HR") if d.is_dir()), None)
@@ -171,7 +189,8 @@ class _DatasetFiles:
         if not hr_paths:
             raise SuperresError(f"no images in {hr_dir}")
         lr_dir = set_dir / "LR_bicubic" / f"X{scale}"
-        return _DatasetFiles(name, hr_paths, lr_dir if lr_dir.is_dir() else None)
+        use_files = lr_dir.is_dir() and degrade is None
+        return _DatasetFiles(name, hr_paths, lr_dir if use_files else None, degrade)
 
     def lr_path(self, hr_path: Path, scale: int) -> Path:
         assert self.lr_dir is not None
@@ -186,6 +205,8 @@ class _DatasetFiles:
     def read_pair(self, hr_path: Path, scale: int) -> tuple[np.ndarray, np.ndarray]:
         """(LR, HR) as uint8, HR cropped to a multiple of ``scale``; gray images stay 2-D."""
         hr = crop_to_multiple(read_uint8(hr_path), scale)
+        if self.degrade is not None:
+            return self.degrade(hr, hr_path.name, scale), hr
         if self.lr_dir is None:
             return make_lr(hr, scale), hr
         lr_path = self.lr_path(hr_path, scale)
@@ -206,10 +227,10 @@ class BenchmarkImage:
     hr: np.ndarray  # (scale·h)×(scale·w)[×3] uint8
 
 
-def load_benchmark(folder: str | Path, scale: int) -> list[BenchmarkImage]:
+def load_benchmark(folder: str | Path, scale: int, degrade: Degrade | None = None) -> list[BenchmarkImage]:
     """All (LR, HR) pairs of one benchmark set folder (``<Set>``), read as ``evaluate`` reads them."""
     folder = Path(folder).expanduser()
-    files = _DatasetFiles.find(folder.parent, folder.name, scale)
+    files = _DatasetFiles.find(folder.parent, folder.name, scale, degrade)
     return [BenchmarkImage(p.stem, *files.read_pair(p, scale)) for p in files.hr_paths]
 
 
@@ -233,6 +254,7 @@ def _evaluate_dataset(
     save_dir: Path | None,
     overwrite: bool,
     progress: bool,
+    niqe: bool = False,
 ) -> DatasetResult:
     from tqdm import tqdm
 
@@ -240,19 +262,24 @@ def _evaluate_dataset(
     images: dict[str, ImageScore] = {}
     for hr_path in tqdm(files.hr_paths, desc=files.name, unit="img", disable=not progress, leave=False):
         lr, hr = files.read_pair(hr_path, scale)
-        sr = _super_resolve(upscaler, lr, hr.shape, hr_path)
+        sr = super_resolve(upscaler, lr, hr.shape, hr_path)
         if save_dir is not None:
             target = _output_path(save_dir, files.name, hr_path)
             target.parent.mkdir(parents=True, exist_ok=True)
             write_image(target, ImageData(pixels=sr, format="PNG"), overwrite=overwrite)
-        images[hr_path.name] = score_image(sr, hr, scale, y_only)
+        images[hr_path.name] = score_image(sr, hr, scale, y_only, niqe)
+    if files.degrade is not None:
+        lr_source = "degraded"
+    else:
+        lr_source = "imresize" if files.lr_dir is None else f"LR_bicubic/X{scale}"
     return DatasetResult(
         psnr=float(np.mean([s.psnr for s in images.values()])),
         ssim=float(np.mean([s.ssim for s in images.values()])),
         n=len(images),
-        lr_source="imresize" if files.lr_dir is None else f"LR_bicubic/X{scale}",
+        lr_source=lr_source,
         seconds=time.perf_counter() - start,
         images=images,
+        niqe=float(np.mean([s.niqe for s in images.values()])) if niqe else None,
     )
 
 
@@ -261,16 +288,25 @@ def network_input(lr: np.ndarray) -> np.ndarray:
     return np.repeat(lr[..., None], 3, axis=2) if lr.ndim == 2 else lr
 
 
-def score_image(sr: np.ndarray, hr: np.ndarray, scale: int, y_only: bool = True) -> ImageScore:
-    """PSNR/SSIM of one uint8 SR output against its HR; a gray HR is compared with the output's luma."""
+def score_image(sr: np.ndarray, hr: np.ndarray, scale: int, y_only: bool = True, niqe: bool = False) -> ImageScore:
+    """PSNR/SSIM of one uint8 SR output against its HR; a gray HR is compared with the output's luma.
+
+    With ``niqe``, also the output's NIQE (its luma, the same border cropped), which needs no HR.
+    """
     scored = _to_gray(sr) if hr.ndim == 2 else sr
+    naturalness = None
+    if niqe:
+        from superres.quality.niqe import niqe as niqe_score
+
+        naturalness = float(niqe_score(scored, crop_border=scale))
     return ImageScore(
         psnr=psnr(scored, hr, crop_border=scale, y_only=y_only),
         ssim=ssim(scored, hr, crop_border=scale, y_only=y_only),
+        niqe=naturalness,
     )
 
 
-def _super_resolve(upscaler: SupportsUpscale, lr: np.ndarray, hr_shape: tuple[int, ...], name: Path) -> np.ndarray:
+def super_resolve(upscaler: SupportsUpscale, lr: np.ndarray, hr_shape: tuple[int, ...], name: Path) -> np.ndarray:
     if not isinstance(upscaler, Bicubic):
         lr = network_input(lr)
     sr = np.asarray(upscaler.upscale(lr))
