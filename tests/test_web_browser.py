@@ -93,7 +93,7 @@ def test_page_upscales_compares_downloads_and_cancels(server: str, browser, tmp_
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(server)
-    expect(page.locator("#model option")).to_have_count(1)
+    expect(page.locator("#model option")).to_have_count(2)  # the two bundled models: superres-x4 and its GAN partner
     expect(page.locator("#model")).to_have_value("superres-x4")
 
     # keyboard: the first stop is the file picker, its label shows the focus, Enter opens it
