@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from superres.cli import data, evaluate, export, info, models, score, serve, train, upscale
+from superres.cli import data, degrade, evaluate, export, info, models, score, serve, train, upscale
 from superres.cli.guard import DEBUG_FLAG, GuardedGroup
 
 app = typer.Typer(
@@ -33,7 +33,7 @@ def _options(
 
 
 # The order here is the order of `superres --help`.
-for module in (upscale, info, models, evaluate, score, data, train, export, serve):
+for module in (upscale, info, models, evaluate, score, data, train, degrade, export, serve):
     module.register(app)
 
 

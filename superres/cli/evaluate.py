@@ -1,5 +1,11 @@
-"""``superres eval``: score a model on Set5/Set14/BSD100 with the papers' protocol, or sweep α between a
-PSNR model and its GAN partner (``--alpha-sweep``) for the perception–distortion figure."""
+"""``superres eval``: score models on Set5/Set14/BSD100 with the papers' protocol, or sweep α between a
+PSNR model and its GAN partner (``--alpha-sweep``) for the perception–distortion figure.
+
+Real-world inputs: ``--degrade RECIPE`` makes each LR from its HR by a fixed, seeded recipe (noise,
+blur, JPEG; :mod:`superres.train.degrade.recipes`) instead of reading the bicubic LR files, and
+``--photos DIR`` scores a folder of real photos (no HR) by NIQE alone. Repeating ``--model`` prints
+the models side by side.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +32,9 @@ def eval_command(
             "--data-root", help="Folder holding <Set>/HR and <Set>/LR_bicubic/X<scale> (default: the data home)."
         ),
     ] = None,
-    model: Annotated[
-        Optional[str], typer.Option("--model", "-m", help="'bicubic', a weights file or a model name.")
+    models: Annotated[
+        Optional[list[str]],
+        typer.Option("--model", "-m", help="'bicubic', a weights file or a model name; repeat to compare."),
     ] = None,
     datasets: Annotated[
         Optional[list[str]],
@@ -42,6 +49,18 @@ def eval_command(
     ] = None,
     scale: Annotated[
         Optional[int], typer.Option("--scale", "-s", help="Upscaling factor (default: the model's; 4 for bicubic).")
+    ] = None,
+    degrade: Annotated[
+        Optional[str],
+        typer.Option(
+            "--degrade",
+            help="Real-world benchmark: the LR made from the HR by this recipe (bicubic-noise4-jpeg45, "
+            "bicubic-jpeg30, blur2-noise8, bicubic-noise10).",
+        ),
+    ] = None,
+    photos: Annotated[
+        Optional[Path],
+        typer.Option("--photos", help="A folder of real photos with no HR: NIQE of each model's outputs."),
     ] = None,
     y_only: Annotated[
         bool, typer.Option("--y-only/--rgb", help="Score luma Y as the papers (default) or RGB.")
@@ -88,6 +107,8 @@ def eval_command(
 ) -> None:
     """Evaluate like the papers: MATLAB bicubic LR, Y-channel PSNR/SSIM, border = scale; NIQE/LPIPS on request.
 
+    --degrade: LR made from the HR by a fixed real-world recipe. --photos: NIQE on photos with no HR.
+
     The table is printed before any file is written, so a --json or --save-images that cannot be
     written costs one line `error: …` (and exit code 1), never the scores.
     """
@@ -95,6 +116,10 @@ def eval_command(
     from superres.imageio import check_not_input
     from superres.quality.evaluation import evaluate
 
+    models = models or []
+    if photos is not None:
+        _photos(models, photos, device, precision, tile, progress, json_path, overwrite)
+        return
     words, numbers = _split_arguments(more_datasets, alphas is not None)
     lpips_weights = _lpips_weights(lpips_backbone, lpips_head)
     for path in (json_path, plot):
@@ -104,16 +129,18 @@ def eval_command(
     names = _dataset_names(datasets, words, default)
     if data_root is None:
         data_root, names = _data_home_with(names)
-    models = [*(alpha_sweep or []), *([] if model is None else [model])]
+    inputs = [*(alpha_sweep or []), *models]
     for path in (json_path, plot):
         if path is not None:
-            check_not_input(path, [Path(m) for m in models] + [p for n in names for p in (data_root / n).rglob("*")])
+            check_not_input(path, [Path(m) for m in inputs] + [p for n in names for p in (data_root / n).rglob("*")])
     if alpha_sweep is not None:
         from superres.quality.sweep import DEFAULT_ALPHAS, draw_sweep
         from superres.quality.sweep import alpha_sweep as sweep
 
-        if model is not None or save_images is not None or strength is not None:
-            raise ConfigError("--alpha-sweep scores its own blends: drop --model, --strength and --save-images")
+        if models or save_images is not None or strength is not None or degrade is not None:
+            raise ConfigError(
+                "--alpha-sweep scores its own blends: drop --model, --strength, --degrade and --save-images"
+            )
         chosen = _parse_alphas(alphas, numbers) if alphas is not None else list(DEFAULT_ALPHAS)
         sweep_report = sweep(
             *alpha_sweep,
@@ -134,32 +161,81 @@ def eval_command(
             draw_sweep(sweep_report, plot)
         _finish(json_path, sweep_report.to_json(), overwrite, [])
         return
-    if model is None:
-        raise ConfigError("give --model (or --alpha-sweep PSNR_MODEL GAN_MODEL)")
+    if not models:
+        raise ConfigError("give --model (or --alpha-sweep PSNR_MODEL GAN_MODEL, or --photos DIR)")
     if alphas is not None or plot is not None or references:
         raise ConfigError("--alphas, --reference and --plot belong to --alpha-sweep")
-    report = evaluate(
-        model,
-        data_root,
-        datasets=names,
-        scale=scale,
-        y_only=y_only,
-        save_images=save_images,
-        progress=progress,
-        overwrite=overwrite,
-        device=device,
-        precision=precision,
-        tile=tile,
-        metrics=metrics,
-        lpips_net=lpips_net,
-        lpips_weights=lpips_weights,
-        strength=strength,
-    )
-    _print_report(report, verbose)
+    if save_images is not None and len(models) > 1:
+        raise ConfigError("--save-images takes one --model (the outputs of several would share names)")
+    recipe = None
+    if degrade is not None:
+        from superres.train.degrade.recipes import get_recipe
+
+        recipe = get_recipe(degrade)
+    reports = []
+    for model in models:
+        report = evaluate(
+            model,
+            data_root,
+            datasets=names,
+            scale=scale,
+            y_only=y_only,
+            save_images=save_images,
+            progress=progress,
+            overwrite=overwrite,
+            device=device,
+            precision=precision,
+            tile=tile,
+            metrics=metrics,
+            lpips_net=lpips_net,
+            lpips_weights=lpips_weights,
+            strength=strength,
+            degrade=recipe,
+            degrade_name=degrade,
+        )
+        _print_report(report, verbose)
+        reports.append(report)
+    if len(reports) > 1:
+        _print_comparison(reports)
     problems = []
-    if report.save_errors:
-        problems.append(f"{len(report.save_errors)} SR image(s) not saved, e.g. {report.save_errors[0]}")
-    _finish(json_path, report.to_json(), overwrite, problems)
+    for report in reports:
+        if report.save_errors:
+            problems.append(f"{len(report.save_errors)} SR image(s) not saved, e.g. {report.save_errors[0]}")
+    text = reports[0].to_json() if len(reports) == 1 else _reports_json(reports)
+    _finish(json_path, text, overwrite, problems)
+
+
+def _reports_json(reports: list[EvalReport]) -> str:
+    import json
+
+    return json.dumps({"reports": [r.to_dict() for r in reports]}, indent=2, ensure_ascii=False)
+
+
+def _photos(
+    models: list[str], folder: Path, device: str, precision: str, tile: int | None, progress: bool,
+    json_path: Path | None, overwrite: bool,
+) -> None:  # fmt: skip
+    """``--photos``: each model's outputs on a folder of photos without HR, scored by NIQE."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from superres.errors import ConfigError
+    from superres.quality.photos import evaluate_photos
+
+    if not models:
+        raise ConfigError("--photos needs at least one --model")
+    reports = [evaluate_photos(m, folder, device=device, precision=precision, tile=tile, progress=progress)
+               for m in models]  # fmt: skip
+    table = Table(title=f"NIQE of the outputs on {folder} (no reference; lower is more natural)", title_justify="left")
+    for column in ("model", "NIQE", "n", "time"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for report in reports:
+        table.add_row(report.model, f"{report.niqe:.3f}", str(len(report.images)), f"{report.seconds:.1f} s")
+    Console().print(table)
+    text = json.dumps({"photos": str(folder), "results": [r.to_dict() for r in reports]}, indent=2)
+    _finish(json_path, text, overwrite, [])
 
 
 def _finish(json_path: Path | None, text: str, overwrite: bool, problems: list[str]) -> None:
@@ -287,3 +363,21 @@ def _print_sweep(report: SweepReport) -> None:
     for m in ("niqe", "lpips"):
         if m in report.protocol:
             console.print(f"{m}: {report.protocol[m]}", style="dim", soft_wrap=True)
+
+
+def _print_comparison(reports: list[EvalReport]) -> None:
+    """One row per model, every metric per dataset: the side-by-side view of several --model."""
+    from rich.console import Console
+    from rich.table import Table
+
+    metrics = reports[0].protocol.get("metrics", ["psnr", "ssim"])
+    datasets = list(reports[0].results)
+    table = Table(title="side by side", title_justify="left")
+    table.add_column("model")
+    for name in datasets:
+        for m in metrics:
+            table.add_column(f"{name} {_FORMATS[m][0]}", justify="right")
+    for report in reports:
+        cells = [c for name in datasets for c in _metric_cells(report.results[name], metrics)]
+        table.add_row(report.protocol["model"], *cells)
+    Console().print(table)

@@ -74,6 +74,17 @@ MODELS: tuple[ModelEntry, ...] = (
         filename="superres_x4_gan.safetensors",
     ),
     ModelEntry(
+        name="superres-x4-real",
+        arch="SRVGGNetCompact",
+        scale=4,
+        license="BSD-3-Clause",
+        homepage="bundled with superres",
+        description="superres-x4 fine-tuned on Real-ESRGAN-style degradations (blur, noise, JPEG) for real photos: "
+        "removes noise and JPEG blocks instead of sharpening them; PSNR-oriented (L1). Recipe: "
+        "superres/presets/superres_x4_real.yaml",
+        filename="superres_x4_real.safetensors",
+    ),
+    ModelEntry(
         name="RRDB_ESRGAN_x4",
         arch="RRDBNet",
         scale=4,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +36,11 @@ from superres.quality.metrics import PROTOCOL_RGB, PROTOCOL_Y, psnr, rgb_to_y, s
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 METRICS = ("psnr", "ssim", "niqe", "lpips")
+
+
+# Makes the LR of a uint8 HR image (file name and scale given) instead of the LR files: the
+# real-world benchmark's recipes (superres.train.degrade.recipes) are such functions.
+Degrade = Callable[[np.ndarray, str, int], np.ndarray]
 
 
 class SupportsUpscale(Protocol):
@@ -183,6 +188,8 @@ def evaluate(
     lpips_net: str = "alex",
     lpips_weights: tuple[str | Path, str | Path] | None = None,
     strength: float | None = None,
+    degrade: Degrade | None = None,
+    degrade_name: str | None = None,
 ) -> EvalReport:
     """Score ``model`` on benchmark sets under ``data_root``; see the module docstring.
 
@@ -196,14 +203,17 @@ def evaluate(
     ``save_errors`` of the report.
     ``metrics``: ``psnr``, ``ssim`` (always), ``niqe``, ``lpips`` (``lpips_net`` alex or vgg; weights
     from ``lpips_weights`` = (backbone, head) paths, else downloaded once). ``strength`` blends a known
-    model with its GAN partner (:func:`superres.engine.inference.load_model`).
+    model with its GAN partner (:func:`superres.engine.inference.load_model`). ``degrade`` makes each
+    LR from its HR instead of the LR files (the real-world benchmark; ``degrade_name`` names it).
     """
     chosen = parse_metrics(metrics)
     upscaler, model_name = resolve_model(model, scale, device, precision, tile, strength)
     scale = int(upscaler.scale)
     scorer = make_scorer(scale, chosen, y_only, lpips_net, lpips_weights, device)
     save_dir = Path(save_images) if save_images is not None else None
-    return evaluate_upscaler(upscaler, model_name, data_root, datasets, scorer, save_dir, overwrite, progress)
+    return evaluate_upscaler(
+        upscaler, model_name, data_root, datasets, scorer, save_dir, overwrite, progress, degrade, degrade_name
+    )
 
 
 def evaluate_upscaler(
@@ -215,11 +225,13 @@ def evaluate_upscaler(
     save_dir: Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    degrade: Degrade | None = None,
+    degrade_name: str | None = None,
 ) -> EvalReport:
     """:func:`evaluate` for a model and a :class:`Scorer` already made (the α sweep scores many models)."""
     scale, y_only = scorer.scale, scorer.y_only
     root = Path(data_root)
-    sets = [_DatasetFiles.find(root, name, scale) for name in datasets]
+    sets = [_DatasetFiles.find(root, name, scale, degrade) for name in datasets]
     if save_dir is not None:
         _prepare_outputs(save_dir, sets, overwrite)
 
@@ -243,6 +255,9 @@ def evaluate_upscaler(
         "metrics": list(scorer.metrics),
         **scorer.protocol(),
     }
+    if degrade is not None:
+        protocol["lr"] = f"made from the HR by the degradation recipe {degrade_name or 'custom'}"
+        protocol["description"] += f" · LR degraded: {degrade_name or 'custom'}"
     return EvalReport(protocol=protocol, results=results, save_errors=save_errors)
 
 
@@ -274,10 +289,11 @@ def resolve_model(
 class _DatasetFiles:
     name: str
     hr_paths: tuple[Path, ...]
-    lr_dir: Path | None  # None: LR made with imresize
+    lr_dir: Path | None  # None: LR made with imresize (or ``degrade``)
+    degrade: Degrade | None = None
 
     @staticmethod
-    def find(root: Path, name: str, scale: int) -> _DatasetFiles:
+    def find(root: Path, name: str, scale: int, degrade: Degrade | None = None) -> _DatasetFiles:
         set_dir = root / name
         # HR_mod<s> is what the X<s> LR files were cut from when HR itself is cropped for ×4.
         hr_dir = next((d for d in (set_dir / f"HR_mod{scale}", set_dir / "HR") if d.is_dir()), None)
@@ -287,7 +303,8 @@ class _DatasetFiles:
         if not hr_paths:
             raise SuperresError(f"no images in {hr_dir}")
         lr_dir = set_dir / "LR_bicubic" / f"X{scale}"
-        return _DatasetFiles(name, hr_paths, lr_dir if lr_dir.is_dir() else None)
+        use_files = lr_dir.is_dir() and degrade is None
+        return _DatasetFiles(name, hr_paths, lr_dir if use_files else None, degrade)
 
     def lr_path(self, hr_path: Path, scale: int) -> Path:
         assert self.lr_dir is not None
@@ -313,6 +330,8 @@ class _DatasetFiles:
                 f"{hr_path}: {hr.shape[1]}×{hr.shape[0]} is too small to score: SSIM's 11×11 window needs "
                 f"at least {smallest_side(scale)} px a side once the {scale}-px border is cropped"
             )
+        if self.degrade is not None:
+            return self.degrade(hr, hr_path.name, scale), hr
         if self.lr_dir is None:
             return make_lr(hr, scale), hr
         lr_path = self.lr_path(hr_path, scale)
@@ -333,10 +352,10 @@ class BenchmarkImage:
     hr: np.ndarray  # (scale·h)×(scale·w)[×3] uint8
 
 
-def load_benchmark(folder: str | Path, scale: int) -> list[BenchmarkImage]:
+def load_benchmark(folder: str | Path, scale: int, degrade: Degrade | None = None) -> list[BenchmarkImage]:
     """All (LR, HR) pairs of one benchmark set folder (``<Set>``), read as ``evaluate`` reads them."""
     folder = Path(folder).expanduser()
-    files = _DatasetFiles.find(folder.parent, folder.name, scale)
+    files = _DatasetFiles.find(folder.parent, folder.name, scale, degrade)
     return [BenchmarkImage(p.stem, *files.read_pair(p, scale)) for p in files.hr_paths]
 
 
@@ -378,7 +397,7 @@ def _evaluate_dataset(
     images: dict[str, ImageScore] = {}
     for hr_path in tqdm(files.hr_paths, desc=files.name, unit="img", disable=not progress, leave=False):
         lr, hr = files.read_pair(hr_path, scale)
-        sr = _super_resolve(upscaler, lr, hr.shape, hr_path)
+        sr = super_resolve(upscaler, lr, hr.shape, hr_path)
         if save_dir is not None:
             try:
                 write_image(_output_path(save_dir, files.name, hr_path), ImageData(sr, format="PNG"), overwrite)
@@ -389,7 +408,7 @@ def _evaluate_dataset(
         psnr=_mean(images, "psnr"),
         ssim=_mean(images, "ssim"),
         n=len(images),
-        lr_source="imresize" if files.lr_dir is None else f"LR_bicubic/X{scale}",
+        lr_source=_lr_source(files, scale),
         seconds=time.perf_counter() - start,
         images=images,
         niqe=_mean(images, "niqe"),
@@ -400,6 +419,12 @@ def _evaluate_dataset(
 def _mean(images: dict[str, ImageScore], metric: str) -> Any:
     values = [getattr(score, metric) for score in images.values()]
     return None if None in values else float(np.mean(values))
+
+
+def _lr_source(files: _DatasetFiles, scale: int) -> str:
+    if files.degrade is not None:
+        return "degraded"
+    return "imresize" if files.lr_dir is None else f"LR_bicubic/X{scale}"
 
 
 def network_input(lr: np.ndarray) -> np.ndarray:
@@ -416,7 +441,7 @@ def score_image(sr: np.ndarray, hr: np.ndarray, scale: int, y_only: bool = True)
     )
 
 
-def _super_resolve(upscaler: SupportsUpscale, lr: np.ndarray, hr_shape: tuple[int, ...], name: Path) -> np.ndarray:
+def super_resolve(upscaler: SupportsUpscale, lr: np.ndarray, hr_shape: tuple[int, ...], name: Path) -> np.ndarray:
     if not isinstance(upscaler, Bicubic):
         lr = network_input(lr)
     sr = np.asarray(upscaler.upscale(lr))

@@ -25,7 +25,10 @@ import yaml
 from superres.errors import ConfigError
 
 # The papers' recipes, and the recipe of the bundled default model (superres-x4).
-PRESETS = ("srresnet", "srgan", "esrgan_psnr", "esrgan", "superres_x4", "superres_x4_gan")
+PRESETS = (
+    "srresnet", "srgan", "esrgan_psnr", "esrgan", "superres_x4", "superres_x4_gan",
+    "realesrnet", "realesrgan", "realesrnet_compact", "realesrgan_compact", "superres_x4_real",
+)  # fmt: skip
 
 
 @dataclass
@@ -126,11 +129,105 @@ class DataConfig:
     subimage_step: int = 240
     num_workers: int = 2
     val: list[str] = field(default_factory=lambda: ["Set5", "Set14"])
+    # A recipe of superres.train.degrade.recipes: validate on HR degraded by it, not on the LR files
+    # (models trained with degradations are meant for such inputs, and "best" should say so).
+    val_degrade: str | None = None
 
     def resolve(self, path: str) -> Path:
         """A folder the run writes (``subimages``): absolute, or under ``root`` (the working folder if unset)."""
         candidate = Path(path).expanduser()
         return candidate if candidate.is_absolute() else Path(self.root or ".").expanduser() / candidate
+
+
+@dataclass
+class StageConfig:
+    """One stage of Real-ESRGAN's degradation model: blur → resize → noise → JPEG (§3.2, Fig. 2).
+
+    Defaults: the first stage of the authors' ``options/train_realesrnet_x4plus.yml``. Probability
+    lists are over ``KERNEL_TYPES`` (iso, aniso, generalized_iso, generalized_aniso, plateau_iso,
+    plateau_aniso) and over (up, down, keep) for ``resize_prob``. Noise σ is in 8-bit levels.
+    """
+
+    blur_prob: float = 1.0
+    kernel_prob: list[float] = field(default_factory=lambda: [0.45, 0.25, 0.12, 0.03, 0.12, 0.03])
+    sinc_prob: float = 0.1  # a sinc kernel instead of one of the above (ringing, §3.2)
+    blur_sigma: list[float] = field(default_factory=lambda: [0.2, 3.0])
+    betag_range: list[float] = field(default_factory=lambda: [0.5, 4.0])  # generalized Gaussian β
+    betap_range: list[float] = field(default_factory=lambda: [1.0, 2.0])  # plateau β
+    resize_prob: list[float] = field(default_factory=lambda: [0.2, 0.7, 0.1])
+    resize_range: list[float] = field(default_factory=lambda: [0.15, 1.5])
+    gaussian_noise_prob: float = 0.5  # else Poisson
+    noise_range: list[float] = field(default_factory=lambda: [1.0, 30.0])
+    poisson_scale_range: list[float] = field(default_factory=lambda: [0.05, 3.0])
+    gray_noise_prob: float = 0.4
+    jpeg_range: list[float] = field(default_factory=lambda: [30.0, 95.0])
+
+    def validate(self, name: str) -> None:
+        for key in ("blur_prob", "sinc_prob", "gaussian_noise_prob", "gray_noise_prob"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"{name}.{key} is a probability in [0, 1], got {getattr(self, key)}")
+        for key, count in (("kernel_prob", 6), ("resize_prob", 3)):
+            probs = getattr(self, key)
+            if len(probs) != count or min(probs) < 0 or abs(sum(probs) - 1.0) > 1e-6:
+                raise ConfigError(f"{name}.{key} must be {count} non-negative probabilities summing to 1, got {probs}")
+        for key, low in (("blur_sigma", 1e-3), ("betag_range", 1e-3), ("betap_range", 1e-3), ("resize_range", 1e-3),
+                         ("noise_range", 0.0), ("poisson_scale_range", 0.0), ("jpeg_range", 1.0)):  # fmt: skip
+            pair = getattr(self, key)
+            if len(pair) != 2 or not low <= pair[0] <= pair[1]:
+                raise ConfigError(f"{name}.{key} must be [low, high] with {low} <= low <= high, got {pair}")
+        if self.jpeg_range[1] > 100:
+            raise ConfigError(f"{name}.jpeg_range: JPEG quality goes up to 100, got {self.jpeg_range}")
+        if not self.resize_range[0] <= 1.0 <= self.resize_range[1]:
+            raise ConfigError(f"{name}.resize_range must contain 1 (split there: down, up), got {self.resize_range}")
+
+
+def _stage2_defaults() -> StageConfig:
+    # train_realesrnet_x4plus.yml, "the second degradation process"
+    return StageConfig(
+        blur_prob=0.8,
+        blur_sigma=[0.2, 1.5],
+        resize_prob=[0.3, 0.4, 0.3],
+        resize_range=[0.3, 1.2],
+        noise_range=[1.0, 25.0],
+        poisson_scale_range=[0.05, 2.5],
+    )
+
+
+@dataclass
+class DegradationConfig:
+    """Synthetic real-world degradations of the HR patch (Real-ESRGAN, Wang et al., ICCVW 2021).
+
+    Off by default: the papers' presets learn MATLAB bicubic. On, the LR comes from the "high-order"
+    model of Real-ESRGAN §3.2 — two stages (``first``, ``second``), then the final resize and a sinc
+    filter and JPEG in random order — and the target is unsharp-masked (§4.1, ``usm_target``).
+    ``where``: ``loader`` degrades each sample in the DataLoader workers (every draw per sample);
+    ``device`` degrades whole batches on the training device, the resize and noise type drawn per
+    batch as in the authors' code. Each HR crop takes ``margin`` extra pixels per side for context,
+    cropped away after degrading, so borders are not all reflections.
+    """
+
+    enabled: bool = False
+    kernel_range: list[int] = field(default_factory=lambda: [7, 21])  # odd sizes in it, uniformly
+    first: StageConfig = field(default_factory=StageConfig)
+    second: StageConfig = field(default_factory=_stage2_defaults)
+    final_sinc_prob: float = 0.8
+    usm_target: bool = True  # the authors' gt_usm: pixel (and perceptual) targets are sharpened
+    usm_weight: float = 0.5
+    usm_radius: int = 50
+    usm_threshold: float = 10.0
+    margin: int = 16  # HR pixels per side; a multiple of the scale
+    where: Literal["loader", "device"] = "loader"
+
+    def validate(self, scale: int) -> None:
+        low, high = self.kernel_range if len(self.kernel_range) == 2 else (0, 0)
+        if not (3 <= low <= high and low % 2 and high % 2):
+            raise ConfigError(f"degradation.kernel_range: two odd sizes [low, high], low >= 3; got {self.kernel_range}")
+        if not 0.0 <= self.final_sinc_prob <= 1.0:
+            raise ConfigError(f"degradation.final_sinc_prob is a probability in [0, 1], got {self.final_sinc_prob}")
+        if self.margin < 0 or self.margin % scale:
+            raise ConfigError(f"degradation.margin must be a multiple of the scale {scale} (or 0), got {self.margin}")
+        self.first.validate("degradation.first")
+        self.second.validate("degradation.second")
 
 
 @dataclass
@@ -146,6 +243,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)  # generator
     optim_d: OptimConfig = field(default_factory=OptimConfig)  # discriminator
     data: DataConfig = field(default_factory=DataConfig)
+    degradation: DegradationConfig = field(default_factory=DegradationConfig)
     ema_decay: float = 0.0  # 0 = off; e.g. 0.999 keeps an exponential moving average of G
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -189,6 +287,14 @@ class TrainConfig:
             raise ConfigError("data.train_lr needs one LR folder per data.train folder")
         if self.data.train_lr and self.data.subimages:
             raise ConfigError("data.subimages works on HR-only data; it cannot be combined with data.train_lr")
+        if self.data.val_degrade is not None:
+            from superres.train.degrade.recipes import get_recipe
+
+            get_recipe(self.data.val_degrade)
+        if self.degradation.enabled:
+            self.degradation.validate(self.model.scale)
+            if self.data.train_lr:
+                raise ConfigError("degradation makes the LR from HR crops; it cannot be combined with data.train_lr")
         if self.is_gan and self.loss.gan_weight <= 0:
             raise ConfigError(f"loss.gan={self.loss.gan} needs a positive loss.gan_weight")
         if self.loss.feature_matching_weight > 0 and not self.is_gan:
@@ -243,14 +349,27 @@ def read_yaml_source(preset_or_path: str | Path) -> dict[str, Any]:
 
 def from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
     """Build dataclass ``cls`` from a mapping; unknown keys are errors, values converted to field types."""
+    return _update(cls(), data, prefix)
+
+
+def _update(target: Any, data: dict[str, Any], prefix: str) -> Any:
+    """Set the keys of ``data`` on the dataclass ``target``, recursing into sections.
+
+    A section given in part keeps the field's own defaults for the rest (``degradation.second``
+    defaults differ from ``StageConfig``'s), as ``key=value`` overrides do.
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    unknown = sorted(set(data) - set(_field_names(cls)))
+    hints = typing.get_type_hints(type(target))
+    unknown = sorted(set(data) - set(_field_names(target)))
     if unknown:
-        raise ConfigError(f"unknown setting {prefix}{unknown[0]}{_known(cls)}")
-    kwargs = {name: convert(value, hints[name], f"{prefix}{name}") for name, value in data.items()}
-    return cls(**kwargs)
+        raise ConfigError(f"unknown setting {prefix}{unknown[0]}{_known(target)}")
+    for name, value in data.items():
+        if dataclasses.is_dataclass(hints[name]) and isinstance(value, dict):
+            _update(getattr(target, name), value, f"{prefix}{name}.")
+        else:
+            setattr(target, name, convert(value, hints[name], f"{prefix}{name}"))
+    return target
 
 
 def apply_override(config: TrainConfig, item: str) -> None:

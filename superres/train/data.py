@@ -15,6 +15,7 @@ import random
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ from PIL import Image
 from superres.datasets.images import IMAGE_SUFFIXES, image_files
 from superres.datasets.prepare import crop_starts
 from superres.errors import ConfigError, ImageError
+
+if TYPE_CHECKING:
+    from superres.train.config import DegradationConfig
 
 # A sample key: the image index and the words that seed the sample's random generator.
 SampleKey = tuple[int, tuple[int, ...]]
@@ -111,8 +115,10 @@ class TrainDataset(torch.utils.data.Dataset):
     """Random HR crops of ``patch_size`` and their ×``scale`` LR, as ``{"lr": C×h×w, "hr": C×H×W}``.
 
     Without ``lr_paths`` the LR is made from the HR crop by MATLAB-style bicubic downscaling (the
-    degradation of the SRGAN and ESRGAN papers). With ``lr_paths`` (one per HR image, ``scale``
-    times smaller) aligned crops are taken from both. Images smaller than the patch are skipped.
+    degradation of the SRGAN and ESRGAN papers), or, with an enabled ``degradation``, by Real-ESRGAN's
+    random high-order degradations (:mod:`superres.train.degrade.pipeline`), seeded by the sample's key.
+    With ``lr_paths`` (one per HR image, ``scale`` times smaller) aligned crops are taken from both.
+    Images smaller than the crop are skipped.
     Indexing takes a :data:`SampleKey` from :class:`TrainSampler`, or a plain index (seeded by it).
     """
 
@@ -126,6 +132,7 @@ class TrainDataset(torch.utils.data.Dataset):
         rotate: bool = True,
         quantize_lr: bool = True,
         cache_in_memory: bool = False,
+        degradation: DegradationConfig | None = None,
     ) -> None:
         if patch_size % scale:
             raise ConfigError(f"the HR patch size ({patch_size}) must be a multiple of the scale ({scale})")
@@ -136,10 +143,15 @@ class TrainDataset(torch.utils.data.Dataset):
         self.flip = flip
         self.rotate = rotate
         self.quantize_lr = quantize_lr
-        keep = [i for i, path in enumerate(hr_paths) if min(image_size(path)) >= patch_size]
+        self.degradation = degradation if degradation is not None and degradation.enabled else None
+        if self.degradation is not None and lr_paths is not None:
+            raise ConfigError("degradations make the LR from the HR; they cannot be used with paired LR images")
+        # Degraded crops carry context on every side, cropped away once degraded.
+        self.crop_size = patch_size + 2 * (self.degradation.margin if self.degradation else 0)
+        keep = [i for i, path in enumerate(hr_paths) if min(image_size(path)) >= self.crop_size]
         self.skipped = len(hr_paths) - len(keep)
         if not keep:
-            raise ConfigError(f"no training image is at least {patch_size}×{patch_size} pixels")
+            raise ConfigError(f"no training image is at least {self.crop_size}×{self.crop_size} pixels")
         self.hr_paths = [Path(hr_paths[i]) for i in keep]
         self.lr_paths = [Path(lr_paths[i]) for i in keep] if lr_paths is not None else None
         if self.lr_paths is not None:
@@ -165,11 +177,14 @@ class TrainDataset(torch.utils.data.Dataset):
         hr_image = self._read(self.hr_paths[index])
         lr_patch = self.patch_size // self.scale
         if self.lr_paths is None:
-            top = int(rng.integers(hr_image.shape[0] - self.patch_size + 1))
-            left = int(rng.integers(hr_image.shape[1] - self.patch_size + 1))
-            hr = hr_image[top : top + self.patch_size, left : left + self.patch_size]
+            size = self.crop_size
+            top = int(rng.integers(hr_image.shape[0] - size + 1))
+            left = int(rng.integers(hr_image.shape[1] - size + 1))
+            hr = hr_image[top : top + size, left : left + size]
             (hr,) = augment([hr], rng, self.flip, self.rotate)
             hr_float = hr.astype(np.float32) / 255.0
+            if self.degradation is not None:
+                return self._degraded(to_tensor(hr_float), seed)
             lr = bicubic_downscale(hr_float, self.scale, self.quantize_lr)
             return {"lr": to_tensor(lr), "hr": to_tensor(hr_float)}
         lr_image = self._read(self.lr_paths[index])
@@ -180,6 +195,16 @@ class TrainDataset(torch.utils.data.Dataset):
         hr = hr_image[top * s : (top + lr_patch) * s, left * s : (left + lr_patch) * s]
         lr, hr = augment([lr, hr], rng, self.flip, self.rotate)
         return {"lr": to_tensor(lr), "hr": to_tensor(hr)}
+
+    def _degraded(self, hr: torch.Tensor, seed: tuple[int, ...]) -> dict[str, torch.Tensor]:
+        """The sample's degraded pair (``where=loader``), or the HR crop with context for the trainer to degrade."""
+        from superres.train.degrade.pipeline import Draw, generator_for, make_pair
+
+        assert self.degradation is not None
+        if self.degradation.where == "device":
+            return {"hr_context": hr}
+        pair = make_pair(hr[None], self.degradation, self.scale, Draw(generator_for(*seed)))
+        return {key: value[0] for key, value in pair.items()}
 
 
 def pair_lr_paths(hr_paths: Sequence[Path], hr_root: Path, lr_root: Path, scale: int) -> list[Path]:

@@ -38,6 +38,7 @@ from superres.train.config import (
     OptimConfig,
     TrainConfig,
     config_differences,
+    from_dict,
     to_dict,
     to_yaml,
 )
@@ -132,8 +133,15 @@ class Trainer:
 
         from superres.quality.evaluation import load_benchmark
 
+        degrade = None
+        if config.data.val_degrade:
+            from superres.train.degrade.recipes import get_recipe
+
+            degrade = get_recipe(config.data.val_degrade)
         self.val_sets = (
-            {name: load_benchmark(folder, self.scale) for name, folder in val_folders.items()} if ctx.is_main else {}
+            {name: load_benchmark(folder, self.scale, degrade) for name, folder in val_folders.items()}
+            if ctx.is_main
+            else {}
         )
         self.dataset = self._build_dataset()
         self._open_run_dir()
@@ -160,7 +168,9 @@ class Trainer:
                 if saved.is_file():
                     import yaml
 
-                    changed = config_differences(yaml.safe_load(saved.read_text(encoding="utf-8")), to_dict(config))
+                    # Through from_dict, a config saved before a section existed reads as its defaults.
+                    saved_config = from_dict(TrainConfig, yaml.safe_load(saved.read_text(encoding="utf-8")) or {}, "")
+                    changed = config_differences(to_dict(saved_config), to_dict(config))
                     fixed = [key for key in changed if key not in RESUMABLE_CHANGES]
                     if fixed:
                         error = (
@@ -275,9 +285,11 @@ class Trainer:
                 extract_subimages([s.hr for s in sources], cache, data.subimage_size, data.subimage_step)
             self.ctx.barrier()
             sources = [ImageSource(cache)]
-        # Prepared LR is used only when every source has it: one dataset, one degradation.
-        paired = not data.train_lr and all(s.lr is not None for s in sources)
-        if not paired and any(s.prepared for s in sources):
+        # Prepared LR is used only when every source has it: one dataset, one degradation. Synthetic
+        # real-world degradations make their own LR from HR crops.
+        degrading = self.config.degradation.enabled
+        paired = not data.train_lr and not degrading and all(s.lr is not None for s in sources)
+        if not paired and not degrading and any(s.prepared for s in sources):
             self._warn(f"not every training set is prepared for ×{self.scale}: LR is made from HR crops for all")
         hr_paths, lr_paths = [], []
         for i, source in enumerate(sources):
@@ -297,12 +309,15 @@ class Trainer:
             rotate=data.rotate,
             quantize_lr=data.quantize_lr,
             cache_in_memory=data.cache_in_memory,
+            degradation=self.config.degradation,
         )
         if dataset.skipped:
-            self._warn(f"{dataset.skipped} training images are smaller than the {data.patch_size}px patch; skipped")
+            self._warn(f"{dataset.skipped} training images are smaller than the {dataset.crop_size}px crop; skipped")
         how = (
             f"paired with their LR ×{self.scale}" if lr_paths else "LR made from each crop by MATLAB-bicubic imresize"
         )
+        if degrading:
+            how = "LR made from each crop by Real-ESRGAN's high-order degradations"
         prepared = "prepared sub-images" if any(s.prepared for s in sources) else "images"
         self._warn(f"training on {len(dataset)} {prepared} of {', '.join(data.train)}, {how}")
         return dataset
@@ -452,7 +467,10 @@ class Trainer:
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One generator update (and one discriminator update in GAN stages) on ``batch``."""
         config, m = self.config, self.models
+        if "hr_context" in batch:
+            batch = self._degrade_on_device(batch["hr_context"])
         lr_img, hr = self._to_device(batch["lr"]), self._to_device(batch["hr"])
+        hr_real = self._to_device(batch["hr_real"]) if "hr_real" in batch else hr  # D sees un-sharpened HR
         for group in self.opt_g.param_groups:
             group["lr"] = learning_rate(config.optim, self.step)
         stats: dict[str, torch.Tensor] = {}
@@ -478,7 +496,7 @@ class Trainer:
                 real_logits = real_features = None
                 if self.gan_loss.needs_real_logits_for_g or matching:
                     with torch.no_grad():
-                        real_logits, real_features = m.discriminator_raw.forward_features(hr)
+                        real_logits, real_features = m.discriminator_raw.forward_features(hr_real)
             real_logits = real_logits.float() if self.gan_loss.needs_real_logits_for_g else None
             stats["loss/g_adv"] = self.gan_loss.g_loss(real_logits, fake_logits.float())
             total = total + config.loss.gan_weight * stats["loss/g_adv"]
@@ -503,7 +521,7 @@ class Trainer:
             for group in self.opt_d.param_groups:
                 group["lr"] = learning_rate(config.optim_d, self.step)
             with self._autocast():
-                real_logits = m.discriminator(hr).float()
+                real_logits = m.discriminator(hr_real).float()
                 fake_logits = m.discriminator(sr.detach()).float()
             loss_d = self.gan_loss.d_loss(real_logits, fake_logits)
             if (bad := self._nonfinite({"loss/d": loss_d})) is not None:
@@ -555,6 +573,14 @@ class Trainer:
                 f"{' and optim_d.lr' if self.opt_d is not None else ''}, use precision=fp32, or check the data; "
                 f"then --resume"
             )
+
+    def _degrade_on_device(self, hr_context: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``degradation.where=device``: degrade the whole batch here, seeded by (seed, step, rank)."""
+        from superres.train.degrade.pipeline import Draw, generator_for, make_pair
+
+        draw = Draw(generator_for(self.config.seed, self.step, self.ctx.rank))
+        hr = hr_context.to(self.device, non_blocking=True)
+        return make_pair(hr, self.config.degradation, self.scale, draw)
 
     # ----------------------------------------------------------------- validation, saving
 
@@ -610,6 +636,11 @@ class Trainer:
             ),
             "ema": str(config.ema_decay) if config.ema_decay else "off",
         }
+        if config.degradation.enabled:
+            meta["degradation"] = (
+                "Real-ESRGAN high-order (superres.train.degrade), "
+                f"USM target {'on' if config.degradation.usm_target else 'off'}"
+            )
         if self.best is not None:
             meta["best_val"] = f"{self.best['dataset']} PSNR {self.best['psnr']:.3f} SSIM {self.best['ssim']:.4f}"
         return meta

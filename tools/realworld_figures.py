@@ -1,0 +1,97 @@
+"""Side-by-side figures of real JPEG photos upscaled ×4, and how strongly each output shows the 8×8 grid.
+
+    python tools/realworld_figures.py --photos ../shared/train/BSDS500_test \\
+        --models bicubic superres-x4 superres-x4-real --x4plus ../shared/weights/RealESRGAN_x4plus_fp16round.pth
+
+Each photo is a 128×128 crop of a real JPEG (top-left on the JPEG's 8-pixel grid), upscaled whole; the
+figure shows the input (nearest neighbour) and each output, 1:1, for the crop's central 64×64 input
+pixels. Top row: the photo as it is (BSDS500's JPEGs are of quality ~92: noisy, nearly gridless);
+bottom row: the same crop saved again as JPEG quality 30, as a messaging app would, so that its 8×8
+grid shows. The number under each panel is the block-grid ratio of the whole output
+(:func:`superres.quality.blockiness.block_grid_ratio`): about 1 means no visible grid; an output
+above bicubic's has sharpened the JPEG's blocks into a mesh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+import superres
+from superres.quality.blockiness import block_grid_ratio
+from superres.quality.imresize import imresize
+from superres.train.degrade.jpeg import jpeg_roundtrip
+
+REPO = Path(__file__).resolve().parents[1]
+# (file, left, top): the issue's photo (foliage behind the people) and two more of our choosing.
+CROPS = (("102062.jpg", 248, 120), ("246009.jpg", 176, 96), ("69000.jpg", 184, 112))
+SHOWN = 64  # input pixels shown per side
+RECOMPRESS = 30  # JPEG quality of the second row
+Panel = tuple[str, np.ndarray, float]  # label, pixels shown, block-grid ratio of the whole output
+
+
+def upscale(model: str, image: np.ndarray, x4plus: Path | None) -> np.ndarray:
+    if model == "bicubic":
+        return imresize(image, 4.0)
+    source = x4plus if model == "RealESRGAN_x4plus" else model
+    return superres.load_model(source, device="cpu", precision="fp32").upscale(image)
+
+
+def figure(rows: list[list[Panel]], path: Path) -> None:
+    size, gap, label_h = SHOWN * 4, 6, 34
+    font = ImageFont.load_default(size=13)
+    columns = len(rows[0])
+    canvas = Image.new("RGB", (size * columns + gap * (columns - 1), (size + label_h) * len(rows)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for r, panels in enumerate(rows):
+        y = r * (size + label_h)
+        for i, (label, image, ratio) in enumerate(panels):
+            x = i * (size + gap)
+            canvas.paste(Image.fromarray(image), (x, y))
+            draw.text((x + 4, y + size + 2), label, fill="black", font=font)
+            draw.text((x + 4, y + size + 17), f"block-grid ratio {ratio:.2f}", fill=(90, 90, 90), font=font)
+    canvas.save(path, optimize=True)
+
+
+def compare(crop: np.ndarray, models: list[str], x4plus: Path | None, label: str) -> list[Panel]:
+    """The input and each model's output, cut to the shown centre, with the block-grid ratio of the whole."""
+    lo, hi = (128 - SHOWN) // 2, (128 + SHOWN) // 2
+    shown_input = np.repeat(np.repeat(crop[lo:hi, lo:hi], 4, axis=0), 4, axis=1)
+    panels = [(f"{label} (nearest x4)", shown_input, block_grid_ratio(crop))]
+    for model in models:
+        out = upscale(model, crop, x4plus)
+        panels.append((model, out[lo * 4 : hi * 4, lo * 4 : hi * 4], block_grid_ratio(out, 4)))
+    return panels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=Path, default=REPO.parent / "shared" / "train" / "BSDS500_test")
+    parser.add_argument("--models", nargs="+", default=["bicubic", "superres-x4", "superres-x4-real"])
+    parser.add_argument("--x4plus", type=Path, help="RealESRGAN_x4plus weights file: adds it as the last panel")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "superres_x4_real")
+    args = parser.parse_args()
+    models = list(args.models) + (["RealESRGAN_x4plus"] if args.x4plus else [])
+    args.out.mkdir(parents=True, exist_ok=True)
+    ratios: dict[str, dict[str, float]] = {}
+    for name, left, top in CROPS:
+        crop = np.asarray(Image.open(args.photos / name).convert("RGB"))[top : top + 128, left : left + 128]
+        rows = [
+            compare(np.ascontiguousarray(crop), models, args.x4plus, "photo"),
+            compare(jpeg_roundtrip(np.ascontiguousarray(crop), RECOMPRESS), models, args.x4plus, f"JPEG q{RECOMPRESS}"),
+        ]
+        ratios[name] = {
+            kind: {("input" if i == 0 else label): round(ratio, 3) for i, (label, _, ratio) in enumerate(row)}
+            for kind, row in zip(("photo", f"jpeg_q{RECOMPRESS}"), rows, strict=True)
+        }
+        print(name, ratios[name], flush=True)
+        figure(rows, args.out / f"{Path(name).stem}.png")
+    (args.out / "block_grid.json").write_text(json.dumps(ratios, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
