@@ -392,7 +392,7 @@ def test_photos_without_hr_are_scored_by_niqe(photo, shared, tmp_path):
     result = CliRunner().invoke(app, ["eval", "-m", "bicubic", "--photos", str(photo.parent), "--no-progress"])
     assert result.exit_code == 0 and f"{expected:.2f}" in result.output
     scored = CliRunner().invoke(app, ["eval", "-m", "bicubic", "--data-root", str(shared / "benchmarks"), "-d", "Set5",
-                                      "--degrade", "bicubic-jpeg30", "--niqe", "--no-progress"])  # fmt: skip
+                                      "--degrade", "bicubic-jpeg30", "--metrics", "psnr,ssim,niqe", "--no-progress"])  # fmt: skip
     assert scored.exit_code == 0 and "NIQE" in scored.output
 
 

@@ -64,7 +64,7 @@ def test_registry_entries_are_complete_and_pinned():
         assert entry.scale in {2, 4}
         assert entry.license and entry.description and entry.filename
         if entry.bundled:
-            assert entry.sha256 is None and entry.name.startswith(registry.DEFAULT_MODEL)
+            assert entry.sha256 is None and entry.name.startswith(registry.DEFAULT_MODEL)  # the -gan and -real partners
         else:
             assert entry.url.startswith("https://")
             assert re.fullmatch(r"[0-9a-f]{64}", entry.sha256), entry.name

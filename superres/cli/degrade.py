@@ -8,7 +8,6 @@ line per drawn operation. ``--recipe NAME`` applies a fixed benchmark recipe ins
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -40,19 +39,16 @@ def degrade_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print the drawn operations.")] = False,
 ) -> None:
     """Degrade images as training does (Real-ESRGAN's high-order model) and write their LR."""
-    from superres.errors import SuperresError
+    from superres.cli.guard import finished
 
-    try:
-        targets = _targets(inputs, output)
-        for source, target in targets:
-            lines = degrade_file(source, target, config, overrides or [], recipe, seed, overwrite)
-            print(f"{source} -> {target}")
-            if not quiet:
-                for line in lines:
-                    print(f"  {line}")
-    except SuperresError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise typer.Exit(code=1) from None
+    targets = _targets(inputs, output)
+    for done, (source, target) in enumerate(targets):
+        finished(f"{done} of {len(targets)} images degraded into {output}")
+        lines = degrade_file(source, target, config, overrides or [], recipe, seed, overwrite)
+        print(f"{source} -> {target}")
+        if not quiet:
+            for line in lines:
+                print(f"  {line}")
 
 
 def _targets(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:

@@ -1,15 +1,14 @@
-"""``superres eval``: score models on Set5/Set14/BSD100 with the papers' protocol, or the real-world one,
-or sweep α between a PSNR model and its GAN partner (``--alpha-sweep``) for the perception–distortion figure.
+"""``superres eval``: score models on Set5/Set14/BSD100 with the papers' protocol, or sweep α between a
+PSNR model and its GAN partner (``--alpha-sweep``) for the perception–distortion figure.
 
-``--degrade RECIPE`` makes each LR from its HR by a fixed, seeded recipe (noise, blur, JPEG;
-:mod:`superres.train.degrade.recipes`) instead of reading the bicubic LR files; ``--metrics`` adds NIQE
-and LPIPS (``--niqe`` is short for adding niqe); ``--photos DIR`` scores a folder of real photos (no HR)
-by NIQE alone. Repeating ``--model`` prints the models side by side.
+Real-world inputs: ``--degrade RECIPE`` makes each LR from its HR by a fixed, seeded recipe (noise,
+blur, JPEG; :mod:`superres.train.degrade.recipes`) instead of reading the bicubic LR files, and
+``--photos DIR`` scores a folder of real photos (no HR) by NIQE alone. Repeating ``--model`` prints
+the models side by side.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -35,7 +34,7 @@ def eval_command(
     ] = None,
     models: Annotated[
         Optional[list[str]],
-        typer.Option("--model", "-m", help="'bicubic', a weights file or a model name; repeat to compare models."),
+        typer.Option("--model", "-m", help="'bicubic', a weights file or a model name; repeat to compare."),
     ] = None,
     datasets: Annotated[
         Optional[list[str]],
@@ -48,18 +47,20 @@ def eval_command(
             help="More dataset names, so '--datasets Set5 Set14' works; numbers are more α for '--alphas 0 0.5 1'.",
         ),
     ] = None,
+    scale: Annotated[
+        Optional[int], typer.Option("--scale", "-s", help="Upscaling factor (default: the model's; 4 for bicubic).")
+    ] = None,
     degrade: Annotated[
         Optional[str],
-        typer.Option("--degrade", help="Real-world benchmark: make the LR from the HR by this recipe "
-                     "(bicubic-noise4-jpeg45, bicubic-jpeg30, blur2-noise8, bicubic-noise10)."),
+        typer.Option(
+            "--degrade",
+            help="Real-world benchmark: the LR made from the HR by this recipe (bicubic-noise4-jpeg45, "
+            "bicubic-jpeg30, blur2-noise8, bicubic-noise10).",
+        ),
     ] = None,
-    niqe: Annotated[bool, typer.Option("--niqe", help="Short for adding niqe to --metrics.")] = False,
     photos: Annotated[
         Optional[Path],
         typer.Option("--photos", help="A folder of real photos with no HR: NIQE of each model's outputs."),
-    ] = None,
-    scale: Annotated[
-        Optional[int], typer.Option("--scale", "-s", help="Upscaling factor (default: the model's; 4 for bicubic).")
     ] = None,
     y_only: Annotated[
         bool, typer.Option("--y-only/--rgb", help="Score luma Y as the papers (default) or RGB.")
@@ -107,44 +108,39 @@ def eval_command(
     """Evaluate like the papers: MATLAB bicubic LR, Y-channel PSNR/SSIM, border = scale; NIQE/LPIPS on request.
 
     --degrade: LR made from the HR by a fixed real-world recipe. --photos: NIQE on photos with no HR.
-    The tables are printed before any file is written, so a --json or --save-images that cannot be
+
+    The table is printed before any file is written, so a --json or --save-images that cannot be
     written costs one line `error: …` (and exit code 1), never the scores.
     """
     from superres.errors import ConfigError, SuperresError
     from superres.imageio import check_not_input
+    from superres.quality.evaluation import evaluate
 
+    models = models or []
+    if photos is not None:
+        _photos(models, photos, device, precision, tile, progress, json_path, overwrite)
+        return
     words, numbers = _split_arguments(more_datasets, alphas is not None)
     lpips_weights = _lpips_weights(lpips_backbone, lpips_head)
-    if niqe:
-        metrics = f"{metrics},niqe"  # --niqe is short for adding niqe to --metrics
     for path in (json_path, plot):
         if path is not None and path.exists() and not overwrite:
             raise SuperresError(f"{path} exists; choose another file or pass --overwrite")
-    models = list(models or [])
-    if photos is not None:
-        if alpha_sweep is not None or degrade is not None or save_images is not None or strength is not None:
-            raise ConfigError("--photos scores photos by NIQE: drop --alpha-sweep, --degrade, --save-images, --strength")
-        if not models:
-            raise ConfigError("give --model (repeat it to compare models) with --photos")
-        if json_path is not None:
-            check_not_input(json_path, [Path(m) for m in models] + list(photos.rglob("*")))
-        payload = _photos(models, photos, device, precision, tile, progress)
-        _finish(json_path, json.dumps(payload, indent=2, ensure_ascii=False), overwrite, [])
-        return
     default = ("Set14", "BSD100") if alpha_sweep is not None else DEFAULT_DATASETS
     names = _dataset_names(datasets, words, default)
     if data_root is None:
         data_root, names = _data_home_with(names)
-    inputs = [Path(m) for m in [*(alpha_sweep or []), *models]]
+    inputs = [*(alpha_sweep or []), *models]
     for path in (json_path, plot):
         if path is not None:
-            check_not_input(path, inputs + [p for n in names for p in (data_root / n).rglob("*")])
+            check_not_input(path, [Path(m) for m in inputs] + [p for n in names for p in (data_root / n).rglob("*")])
     if alpha_sweep is not None:
         from superres.quality.sweep import DEFAULT_ALPHAS, draw_sweep
         from superres.quality.sweep import alpha_sweep as sweep
 
         if models or save_images is not None or strength is not None or degrade is not None:
-            raise ConfigError("--alpha-sweep scores its own blends: drop --model, --strength, --degrade, --save-images")
+            raise ConfigError(
+                "--alpha-sweep scores its own blends: drop --model, --strength, --degrade and --save-images"
+            )
         chosen = _parse_alphas(alphas, numbers) if alphas is not None else list(DEFAULT_ALPHAS)
         sweep_report = sweep(
             *alpha_sweep,
@@ -166,33 +162,11 @@ def eval_command(
         _finish(json_path, sweep_report.to_json(), overwrite, [])
         return
     if not models:
-        raise ConfigError("give --model (repeat it to compare models), or --alpha-sweep PSNR_MODEL GAN_MODEL")
+        raise ConfigError("give --model (or --alpha-sweep PSNR_MODEL GAN_MODEL, or --photos DIR)")
     if alphas is not None or plot is not None or references:
         raise ConfigError("--alphas, --reference and --plot belong to --alpha-sweep")
     if save_images is not None and len(models) > 1:
         raise ConfigError("--save-images takes one --model (the outputs of several would share names)")
-    reports = _benchmarks(
-        models, data_root, names, degrade, verbose,
-        dict(scale=scale, y_only=y_only, save_images=save_images, progress=progress, overwrite=overwrite,
-             device=device, precision=precision, tile=tile, metrics=metrics, lpips_net=lpips_net,
-             lpips_weights=lpips_weights, strength=strength),
-    )  # fmt: skip
-    problems = [
-        f"{len(r.save_errors)} SR image(s) not saved, e.g. {r.save_errors[0]}" for r in reports if r.save_errors
-    ]
-    if len(reports) == 1:
-        text = reports[0].to_json()
-    else:
-        text = json.dumps({"reports": [r.to_dict() for r in reports]}, indent=2, ensure_ascii=False)
-    _finish(json_path, text, overwrite, problems)
-
-
-def _benchmarks(
-    models: list[str], data_root: Path, names: list[str], degrade: str | None, verbose: bool, options: dict
-) -> list[EvalReport]:
-    """Each model's report, its table printed as soon as it is scored; several models also side by side."""
-    from superres.quality.evaluation import evaluate
-
     recipe = None
     if degrade is not None:
         from superres.train.degrade.recipes import get_recipe
@@ -200,11 +174,74 @@ def _benchmarks(
         recipe = get_recipe(degrade)
     reports = []
     for model in models:
-        reports.append(evaluate(model, data_root, datasets=names, degrade=recipe, degrade_name=degrade, **options))
-        _print_report(reports[-1], verbose)
+        report = evaluate(
+            model,
+            data_root,
+            datasets=names,
+            scale=scale,
+            y_only=y_only,
+            save_images=save_images,
+            progress=progress,
+            overwrite=overwrite,
+            device=device,
+            precision=precision,
+            tile=tile,
+            metrics=metrics,
+            lpips_net=lpips_net,
+            lpips_weights=lpips_weights,
+            strength=strength,
+            degrade=recipe,
+            degrade_name=degrade,
+        )
+        _print_report(report, verbose)
+        reports.append(report)
     if len(reports) > 1:
         _print_comparison(reports)
-    return reports
+    problems = []
+    for report in reports:
+        if report.save_errors:
+            problems.append(f"{len(report.save_errors)} SR image(s) not saved, e.g. {report.save_errors[0]}")
+    text = reports[0].to_json() if len(reports) == 1 else _reports_json(reports)
+    _finish(json_path, text, overwrite, problems)
+
+
+def _reports_json(reports: list[EvalReport]) -> str:
+    import json
+
+    return json.dumps({"reports": [r.to_dict() for r in reports]}, indent=2, ensure_ascii=False)
+
+
+def _photos(
+    models: list[str], folder: Path, device: str, precision: str, tile: int | None, progress: bool,
+    json_path: Path | None, overwrite: bool,
+) -> None:  # fmt: skip
+    """``--photos``: each model's outputs on a folder of photos without HR, scored by NIQE."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from superres.errors import ConfigError
+    from superres.quality.photos import evaluate_photos
+
+    if not models:
+        raise ConfigError("--photos needs at least one --model")
+    if json_path is not None:
+        from superres.imageio import check_not_input
+
+        if json_path.exists() and not overwrite:
+            raise ConfigError(f"{json_path} exists; choose another file or pass --overwrite")
+        check_not_input(json_path, [Path(m) for m in models] + list(folder.rglob("*")))
+    reports = [evaluate_photos(m, folder, device=device, precision=precision, tile=tile, progress=progress)
+               for m in models]  # fmt: skip
+    table = Table(title=f"NIQE of the outputs on {folder} (no reference; lower is more natural)", title_justify="left")
+    for column in ("model", "NIQE", "n", "time"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for report in reports:
+        table.add_row(report.model, f"{report.niqe:.3f}", str(len(report.images)), f"{report.seconds:.1f} s")
+    Console().print(table)
+    text = json.dumps({"photos": str(folder), "results": [r.to_dict() for r in reports]}, indent=2)
+    _finish(json_path, text, overwrite, [])
 
 
 def _finish(json_path: Path | None, text: str, overwrite: bool, problems: list[str]) -> None:
@@ -225,27 +262,6 @@ def _write_json(path: Path, text: str, overwrite: bool) -> None:
 
     with atomic_path(path, overwrite) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-def _photos(models: list[str], folder: Path, device: str, precision: str, tile: int | None, progress: bool) -> dict:
-    from rich.console import Console
-    from rich.table import Table
-
-    from superres.quality.photos import evaluate_photos
-
-    reports = [
-        evaluate_photos(model, folder, device=device, precision=precision, tile=tile, progress=progress)
-        for model in models
-    ]
-    table = Table(title=f"NIQE of the outputs on {folder} (no reference; lower is more natural)", title_justify="left")
-    table.add_column("model")
-    table.add_column("NIQE", justify="right")
-    table.add_column("n", justify="right")
-    table.add_column("time", justify="right")
-    for report in reports:
-        table.add_row(report.model, f"{report.niqe:.2f}", str(len(report.images)), f"{report.seconds:.1f} s")
-    Console().print(table)
-    return {"photos": str(folder), "results": [r.to_dict() for r in reports]}
 
 
 def _data_home_with(names: list[str]) -> tuple[Path, list[str]]:
@@ -356,20 +372,18 @@ def _print_sweep(report: SweepReport) -> None:
 
 
 def _print_comparison(reports: list[EvalReport]) -> None:
-    """One row per model, PSNR (and NIQE) per dataset: the side-by-side view of several --model."""
+    """One row per model, every metric per dataset: the side-by-side view of several --model."""
     from rich.console import Console
     from rich.table import Table
 
+    metrics = reports[0].protocol.get("metrics", ["psnr", "ssim"])
     datasets = list(reports[0].results)
-    with_niqe = any(r.niqe is not None for report in reports for r in report.results.values())
-    table = Table(title="side by side: PSNR (dB)" + (" / NIQE" if with_niqe else ""), title_justify="left")
+    table = Table(title="side by side", title_justify="left")
     table.add_column("model")
     for name in datasets:
-        table.add_column(name, justify="right")
+        for m in metrics:
+            table.add_column(f"{name} {_FORMATS[m][0]}", justify="right")
     for report in reports:
-        cells = []
-        for name in datasets:
-            result = report.results[name]
-            cells.append(f"{result.psnr:.2f}" + (f" / {result.niqe:.2f}" if result.niqe is not None else ""))
+        cells = [c for name in datasets for c in _metric_cells(report.results[name], metrics)]
         table.add_row(report.protocol["model"], *cells)
     Console().print(table)

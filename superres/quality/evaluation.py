@@ -190,7 +190,6 @@ def evaluate(
     strength: float | None = None,
     degrade: Degrade | None = None,
     degrade_name: str | None = None,
-    niqe: bool = False,
 ) -> EvalReport:
     """Score ``model`` on benchmark sets under ``data_root``; see the module docstring.
 
@@ -203,12 +202,11 @@ def evaluate(
     An SR image that cannot be written (a full disk) does not stop the scoring: it is listed in
     ``save_errors`` of the report.
     ``metrics``: ``psnr``, ``ssim`` (always), ``niqe``, ``lpips`` (``lpips_net`` alex or vgg; weights
-    from ``lpips_weights`` = (backbone, head) paths, else downloaded once); ``niqe=True`` is short for
-    adding ``"niqe"`` to them. ``strength`` blends a known model with its GAN partner
-    (:func:`superres.engine.inference.load_model`). ``degrade`` makes each LR from its HR instead of
-    reading the LR files (the real-world benchmark; ``degrade_name`` names it in the report).
+    from ``lpips_weights`` = (backbone, head) paths, else downloaded once). ``strength`` blends a known
+    model with its GAN partner (:func:`superres.engine.inference.load_model`). ``degrade`` makes each
+    LR from its HR instead of the LR files (the real-world benchmark; ``degrade_name`` names it).
     """
-    chosen = parse_metrics((*parse_metrics(metrics), "niqe") if niqe else metrics)
+    chosen = parse_metrics(metrics)
     upscaler, model_name = resolve_model(model, scale, device, precision, tile, strength)
     scale = int(upscaler.scale)
     scorer = make_scorer(scale, chosen, y_only, lpips_net, lpips_weights, device)
@@ -258,7 +256,7 @@ def evaluate_upscaler(
         **scorer.protocol(),
     }
     if degrade is not None:
-        protocol["lr"] = f"made from the HR by the degradation recipe {degrade_name or degrade!r}"
+        protocol["lr"] = f"made from the HR by the degradation recipe {degrade_name or 'custom'}"
         protocol["description"] += f" · LR degraded: {degrade_name or 'custom'}"
     return EvalReport(protocol=protocol, results=results, save_errors=save_errors)
 
@@ -406,15 +404,11 @@ def _evaluate_dataset(
             except SuperresError as err:
                 save_errors.append(str(err))
         images[hr_path.name] = scorer(sr, hr)
-    if files.degrade is not None:
-        lr_source = "degraded"
-    else:
-        lr_source = "imresize" if files.lr_dir is None else f"LR_bicubic/X{scale}"
     return DatasetResult(
         psnr=_mean(images, "psnr"),
         ssim=_mean(images, "ssim"),
         n=len(images),
-        lr_source=lr_source,
+        lr_source=_lr_source(files, scale),
         seconds=time.perf_counter() - start,
         images=images,
         niqe=_mean(images, "niqe"),
@@ -425,6 +419,12 @@ def _evaluate_dataset(
 def _mean(images: dict[str, ImageScore], metric: str) -> Any:
     values = [getattr(score, metric) for score in images.values()]
     return None if None in values else float(np.mean(values))
+
+
+def _lr_source(files: _DatasetFiles, scale: int) -> str:
+    if files.degrade is not None:
+        return "degraded"
+    return "imresize" if files.lr_dir is None else f"LR_bicubic/X{scale}"
 
 
 def network_input(lr: np.ndarray) -> np.ndarray:
