@@ -30,7 +30,11 @@ def _pairs(shared: Path, scale: int, hr_folder: str, name: str) -> list[tuple[np
 
 @pytest.mark.parametrize(
     ("scale", "hr_folder", "name"),
-    [(s, folder, name) for s, folder, names in BENCHMARK_PAIRS for name in names],
+    [
+        pytest.param(s, folder, name, marks=[pytest.mark.slow] if name == "BSD100" else [])
+        for s, folder, names in BENCHMARK_PAIRS
+        for name in names
+    ],
 )
 def test_reproduces_matlab_lr_files(shared: Path, scale: int, hr_folder: str, name: str) -> None:
     pairs = _pairs(shared, scale, hr_folder, name)

@@ -59,6 +59,7 @@ def _tiny(arch_scale: int = 4, seed: int = 0) -> tuple[nn.Module, object]:
 # -- golden outputs ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reproduces_official_real_esrgan_outputs(x4plus: Upscaler, shared: Path) -> None:
     inputs = sorted((shared / REFERENCE / "inputs").glob("*.png"))
     assert [path.stem for path in inputs] == ["16x16", "32x32", "64x64"]
@@ -81,6 +82,7 @@ def test_tile_grid_covers_every_pixel_once() -> None:
     assert (count == 1).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_tiled_equals_untiled_on_256px_real_image(anime: Upscaler, lenna: np.ndarray, precision: str) -> None:
     crop = lenna[128:384, 128:384]

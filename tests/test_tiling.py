@@ -120,6 +120,7 @@ def test_fast_tail_equals_the_tail(scale: int, monkeypatch: pytest.MonkeyPatch) 
             assert (got - expected).abs().max() <= 1e-5 * expected.abs().max(), (height, width)
 
 
+@pytest.mark.slow
 def test_blockwise_tiles_equal_untiled_with_real_weights(shared: Path) -> None:
     """x4plus, 96×96 of a real photo: tiles of 32 with 5 px of context equal the untiled output,
     in fp32 and in bf16 (where both sides run bf16)."""

@@ -58,6 +58,7 @@ def test_x4plus_is_detected_and_loads_strictly(x4plus):
     assert all(p.dtype == torch.float32 and p.device.type == "cpu" and p.requires_grad for p in network.parameters())
 
 
+@pytest.mark.slow
 def test_x4plus_reproduces_the_golden_output(x4plus_io, shared: Path):
     # Guards the load itself: wrong or unassigned weights could still be "identical" across layouts.
     sr = (x4plus_io[1][0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.int16)
@@ -81,6 +82,7 @@ def test_animevideov3_is_srvgg_compact_and_loads_strictly(shared: Path):
     ("ESRGAN (old)", lambda sd: to_esrgan_old(sd, num_block=23, num_up=2)),
     ("ESRGAN (new)", to_esrgan_new),
 ])
+@pytest.mark.slow
 def test_x4plus_in_esrgan_layouts_gives_identical_output(x4plus, x4plus_io, tmp_path: Path, layout, rekey):
     path = tmp_path / "esrgan.pth"
     torch.save(rekey(x4plus[0].state_dict()), path)

@@ -122,6 +122,7 @@ def test_blockwise_body_by_winograd_equals_the_body(kernel: WinogradKernel) -> N
             assert (got - whole).abs().max() <= 1e-4 * whole.abs().max(), size
 
 
+@pytest.mark.slow
 @needs_compiler
 def test_x4plus_by_winograd_within_one_level_of_the_direct_conv(shared: Path) -> None:
     weights = shared / "weights" / "RealESRGAN_x4plus_fp16round.pth"
