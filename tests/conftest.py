@@ -4,6 +4,7 @@ downloads come from ``loopback``, an HTTP server on 127.0.0.1."""
 from __future__ import annotations
 
 import http.server
+import os
 import re
 import signal
 import threading
@@ -14,7 +15,9 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# Beside the repository; SUPERRES_SHARED points elsewhere (mutation testing runs the tests from a copy
+# of the tree in mutants/, one folder deeper).
+SHARED = Path(os.environ.get("SUPERRES_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 
 
 @pytest.fixture(scope="session")

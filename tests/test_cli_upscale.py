@@ -37,7 +37,7 @@ def test_reproduces_official_outputs_through_the_cli(shared: Path, tmp_path: Pat
     inputs = [shared / REFERENCE / "inputs" / f"{name}.png" for name in ("16x16", "32x32")]
     model = str(shared / "weights" / "RealESRGAN_x4plus_fp16round.pth")
     # fp32: the golden outputs are fp32 ("auto" is bf16 on CPUs that have it, within 46 dB of fp32)
-    args = ("-o", str(tmp_path), "--model", model, "--suffix", "", "--precision", "fp32")
+    args = ("-o", str(tmp_path), "--model", model, "--suffix", "", "--precision", "fp32", "--device", "cpu")
     code, out, err = _upscale(*map(str, inputs), *args)
     assert code == 0, err
     for source in inputs:
@@ -156,3 +156,55 @@ def test_threads_option_sets_the_network_threads(tmp_path: Path, photo: np.ndarr
         assert torch.get_num_threads() == 1 and (tmp_path / "out" / "pic_x4.png").is_file()
     finally:
         torch.set_num_threads(before)
+
+
+def test_tile_pad_and_device_reach_the_engine(tmp_path: Path, photo: np.ndarray, anime: str) -> None:
+    """--device cpu --tile 16 with the default context (18 px for this network) is the untiled image, bit for
+    bit in fp32; --tile-pad 0 shows the tiles' seams, and --tile-pad 17 one pixel short of the receptive field."""
+    source = tmp_path / "pic.png"
+    Image.fromarray(photo).save(source)
+    common = ("--model", anime, "--device", "cpu", "--precision", "fp32", "--tile")
+
+    def run(name: str, *args: str) -> np.ndarray:
+        code, _, err = _upscale(str(source), "-o", str(tmp_path / f"{name}.png"), *common, *args)
+        assert code == 0, err
+        return np.asarray(Image.open(tmp_path / f"{name}.png")).astype(int)
+
+    whole, tiled = run("whole", "0"), run("tiled", "16")
+    no_context, short = run("no_context", "16", "--tile-pad", "0"), run("short", "16", "--tile-pad", "17")
+    assert np.array_equal(tiled, whole)
+    assert np.abs(no_context - whole).max() > 8
+    assert 1 <= np.abs(short - whole).max() < np.abs(no_context - whole).max()
+
+
+def test_no_winograd_runs_the_direct_conv(tmp_path: Path, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fp32 RRDBNet on CPU: by default through the Winograd kernel, with --no-winograd through PyTorch's conv,
+    exactly as the library computes it with winograd=False."""
+    import torch
+
+    from superres.archs import RRDBNet
+    from superres.engine.inference import Upscaler
+    from superres.engine.winograd import WinogradKernel
+    from superres.models.detect import describe
+    from superres.models.weights import save_network
+
+    torch.manual_seed(0)
+    hparams = {"scale": 4, "num_feat": 32, "num_block": 1, "num_grow_ch": 32}  # channels the kernel takes
+    network = RRDBNet(**hparams).eval()
+    weights = save_network(tmp_path / "rrdb.safetensors", network, "RRDBNet", hparams)
+    source = tmp_path / "pic.png"
+    Image.fromarray(photo[:16, :24]).save(source)
+    loads: list[int] = []
+    load = WinogradKernel.load.__func__
+    monkeypatch.setattr(WinogradKernel, "load", classmethod(lambda cls, *a: loads.append(1) or load(cls, *a)))
+
+    args = ("--model", str(weights), "--device", "cpu", "--precision", "fp32")
+    code, _, err = _upscale(str(source), "-o", str(tmp_path / "direct.png"), *args, "--no-winograd")
+    assert code == 0, err
+    assert loads == []  # the kernel was not even built
+    expected = Upscaler(network, describe("RRDBNet", hparams, network), device="cpu", precision="fp32", winograd=False)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "direct.png")), expected.upscale(photo[:16, :24]))
+    if shutil.which("c++") is not None:  # where the kernel can be built, the default uses it
+        code, _, err = _upscale(str(source), "-o", str(tmp_path / "fast.png"), *args)
+        assert code == 0, err
+        assert loads == [1]

@@ -158,7 +158,8 @@ def test_demo_with_a_compact_model_is_fast(shared: Path, tmp_path: Path):
     hr = demo.load_rgb(demo.sample_image())
     (result,) = demo.compare(hr, [method]).results
     assert result.psnr == psnr(result.image, hr, crop_border=4)
-    assert result.psnr > 20  # a real ×4 upscale of the photo, not garbage
+    # measured 28.97 dB: an anime model on a photo, below bicubic's 29.79 (test_readme_claims), far above garbage
+    assert result.psnr == pytest.approx(28.97, abs=0.01)
 
 
 def test_alpha_sweep_runs_from_the_psnr_to_the_gan_model(shared: Path, tmp_path: Path):

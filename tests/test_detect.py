@@ -160,8 +160,68 @@ def test_unknown_layout_names_the_expected_families_and_what_was_found():
     assert "\n" not in message
     for entry in FAMILIES:
         assert entry.arch in message and entry.signature[0] in message
-    assert "ESRGAN (old)" in message and "ESRGAN (new)" in message
-    assert "found 7 tensors" in message and "encoder.layer0.weight" in message
+    assert message == (
+        "unrecognised weights layout: expected keys of "
+        "RRDBNet (conv_first.weight, body.0.rdb1.conv1.weight, conv_body.weight, conv_last.weight); "
+        "SRVGGNetCompact (body.0.weight, body.0.bias); "
+        "SRResNet (conv_block1.conv_block.0.weight, conv_block2.conv_block.0.weight, "
+        "subpixel_convolutional_blocks.0.conv.weight, conv_block3.conv_block.0.weight); "
+        "or the ESRGAN (old) (model.0.weight, model.1.sub.0.RDB1.conv1.0.weight); "
+        "ESRGAN (new) (conv_first.weight, RRDB_trunk.0.RDB1.conv1.weight, trunk_conv.weight) layouts; "
+        "found 7 tensors, e.g. encoder.layer0.weight, encoder.layer1.weight, encoder.layer2.weight, "
+        "encoder.layer3.weight, encoder.layer4.weight"
+    )
+
+
+def test_esrgan_layouts_that_would_rename_two_tensors_to_one_are_refused():
+    new = to_esrgan_new(_small_rrdbnet(4).state_dict())
+    new["conv_body.weight"] = new["trunk_conv.weight"]  # both names for the trunk conv
+    with pytest.raises(WeightsError, match="^ESRGAN \\(new\\) layout: two tensors map to 'conv_body.weight'; the checkpoint is not clean$"):
+        detect(new)
+    old = to_esrgan_old(_small_rrdbnet(4).state_dict(), num_block=2, num_up=2)
+    old["conv_first.weight"] = old["model.0.weight"]
+    with pytest.raises(WeightsError, match="^ESRGAN \\(old\\) layout: two tensors map to 'conv_first.weight'"):
+        convert_esrgan_old(old)
+
+
+def test_esrgan_old_edge_cases():
+    """A conv at index 2 breaks the pattern; a ×1 model without upsampling follows it but is not supported;
+    a parameter at an index the pattern has no name for is left for the strict load to report."""
+    old = to_esrgan_old(_small_rrdbnet(4).state_dict(), num_block=2, num_up=2)
+    with pytest.raises(WeightsError, match="do not follow the ESRGAN pattern"):
+        convert_esrgan_old({**old, "model.2.weight": torch.zeros(1)})
+    no_upsampling = {k: v for k, v in old.items() if not k.startswith(("model.3.", "model.6.", "model.8.", "model.10."))}
+    no_upsampling.update({"model.2.weight": old["model.8.weight"], "model.2.bias": old["model.8.bias"]})
+    no_upsampling.update({"model.4.weight": old["model.10.weight"], "model.4.bias": old["model.10.bias"]})
+    with pytest.raises(WeightsError, match="RRDBNet with 0 ×2 upsampling stage\\(s\\) is not supported"):
+        detect(no_upsampling)
+    converted = convert_esrgan_old({**old, "model.7.bias": torch.zeros(1)})
+    assert "model.7.bias" in converted and "conv_hr.bias" in converted
+
+
+def test_rrdbnet_with_more_input_than_output_channels_is_not_unshuffled():
+    """Only 4 or 16 input channels per output channel, in front of two ×2 stages, mean pixel-unshuffle."""
+    for num_in_ch, scale in ((13, 4), (12, 8), (5, 4)):
+        net = RRDBNet(num_in_ch=num_in_ch, num_out_ch=3, scale=scale, num_feat=8, num_block=1, num_grow_ch=4)
+        detected, _ = detect(net.state_dict())
+        assert (detected.hparams["num_in_ch"], detected.hparams["scale"]) == (num_in_ch, scale)
+
+
+def test_srvgg_body_that_does_not_end_in_the_final_conv_is_malformed():
+    state_dict = SRVGGNetCompact(num_feat=8, num_conv=1).state_dict()  # body.0 … body.4, the final conv at 4
+    with pytest.raises(WeightsError, match="^SRVGGNetCompact: body.5 should be the final conv; the body is malformed$"):
+        detect({**state_dict, "body.5.weight": torch.zeros(48, 8, 3, 3)})
+    with pytest.raises(WeightsError, match="^SRVGGNetCompact: the final conv's 50 channels are not 3 · scale²$"):
+        detect({**state_dict, "body.4.weight": torch.zeros(50, 8, 3, 3)})
+
+
+def test_describe_and_to_dict():
+    net = SRVGGNetCompact(num_feat=8, num_conv=1)
+    info = describe("SRVGGNetCompact", {"num_feat": 8, "num_conv": 1}, net)
+    assert (info.layout, info.half_precision_ok, info.metadata, info.size_multiple) == ("superres", True, {}, 1)
+    as_dict = info.to_dict()
+    assert as_dict["arch"] == "SRVGGNetCompact" and as_dict["hparams"]["num_conv"] == 1
+    assert as_dict["num_params"] == sum(p.numel() for p in net.parameters()) and as_dict["layout"] == "superres"
 
 
 def test_malformed_family_keys_are_a_weights_error():
@@ -174,8 +234,8 @@ def test_malformed_family_keys_are_a_weights_error():
 def test_build_network_rejects_unknown_arch_and_hyper_parameters():
     with pytest.raises(WeightsError, match="RRDBNet, SRVGGNetCompact, SRResNet"):
         build_network("EDSR", {})
-    with pytest.raises(WeightsError, match="num_blocks"):
-        build_network("RRDBNet", {"num_blocks": 3})
+    with pytest.raises(WeightsError, match="^RRDBNet has no hyper-parameter\\(s\\) num_blocks, width; it takes num_in_ch, num_out_ch, scale, num_feat, num_block, num_grow_ch$"):
+        build_network("RRDBNet", {"num_blocks": 3, "width": 2})
     with pytest.raises(WeightsError, match="scale"):
         build_network("RRDBNet", {"scale": 3})
 

@@ -48,7 +48,7 @@ def test_torchrun_two_cpu_processes_hold_identical_weights(shared, tmp_path):
         f"output_dir={tmp_path}", f"data.root={shared}", "data.train=[train/T91]", "data.patch_size=16",
         "data.batch_size=4", "data.num_workers=0", "data.val=[]", "tensorboard=false", "init_from=none",
         "model.num_block=1", "model.num_feat=8", "discriminator.num_feat=4", "loss.vgg.layer=conv2_2",
-        "loss.vgg.allow_random=true", "total_steps=3", "save_every=3", "log_every=1", "threads=1",
+        "loss.vgg.allow_random=true", "total_steps=3", "save_every=3", "log_every=1", "threads=1", "device=cpu",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

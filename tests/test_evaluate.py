@@ -13,6 +13,7 @@ from superres.errors import SuperresError
 from superres.quality.evaluation import Bicubic, EvalReport, evaluate
 from superres.quality.imresize import imresize
 from superres.quality.metrics import psnr, ssim
+from test_readme_claims import BICUBIC_ROWS, LITERATURE_BICUBIC_ROW, readme_scores
 
 # Bicubic ×4, Y channel, border 4, as published (e.g. Kim et al. VDSR, Lim et al. EDSR tables).
 LITERATURE_BICUBIC_X4 = {"Set5": (28.42, 0.8104), "Set14": (26.00, 0.7027), "BSD100": (25.96, 0.6675)}
@@ -31,6 +32,14 @@ def test_bicubic_matches_the_literature(bicubic_report: EvalReport, name: str) -
     assert result.ssim == pytest.approx(ssim_ref, abs=0.002)
     assert result.n == len(result.images) == {"Set5": 5, "Set14": 14, "BSD100": 100}[name]
     assert result.lr_source == "LR_bicubic/X4"
+
+
+@pytest.mark.parametrize("row", BICUBIC_ROWS)
+def test_bicubic_rows_of_the_readme_are_what_eval_measures(bicubic_report: EvalReport, row: str) -> None:
+    for name, (psnr_claimed, ssim_claimed) in readme_scores(row).items():
+        assert round(bicubic_report.results[name].psnr, 2) == psnr_claimed, name
+        assert round(bicubic_report.results[name].ssim, 4) == ssim_claimed, name
+    assert readme_scores(LITERATURE_BICUBIC_ROW) == LITERATURE_BICUBIC_X4
 
 
 def _hr_only_root(shared: Path, tmp_path: Path, names: tuple[str, ...]) -> Path:

@@ -94,13 +94,49 @@ def test_identical_images() -> None:
 
 
 def test_bad_inputs_are_refused() -> None:
-    image = np.zeros((32, 32, 3), np.uint8)
+    image = np.zeros((32, 20, 3), np.uint8)
     with pytest.raises(ValueError, match="shape"):
         psnr(image, image[:16], crop_border=0)
     with pytest.raises(TypeError, match="uint8"):
         psnr(image.astype(np.float32), image.astype(np.float32), crop_border=0)
-    with pytest.raises(ValueError, match="11"):
-        ssim(image, image, crop_border=12)
+    with pytest.raises(TypeError, match="uint8"):
+        psnr(image, image.astype(np.float32), crop_border=0)  # either one
+    with pytest.raises(ValueError, match=r"H×W×3 RGB or H×W gray images, got shape \(32, 20, 4\)"):
+        psnr(np.zeros((32, 20, 4), np.uint8), np.zeros((32, 20, 4), np.uint8), crop_border=0)
+    with pytest.raises(ValueError, match="crop_border must be >= 0, not -1"):
+        psnr(image, image, crop_border=-1)
+    with pytest.raises(ValueError, match="cropping 10 px leaves nothing of a 32×20 image"):
+        psnr(image, image, crop_border=10)
+    with pytest.raises(ValueError, match=r"at least 11×11 pixels after cropping, got \(22, 10\)"):
+        ssim(image, image, crop_border=5)
+    with pytest.raises(ValueError, match=r"rgb_to_y needs an H×W×3 RGB image, got shape \(32, 20\)"):
+        rgb_to_y(image[..., 0])
+    with pytest.raises(TypeError, match="rgb_to_y takes uint8 or floating-point images, not int32"):
+        rgb_to_y(image.astype(np.int32))
+
+
+def test_smallest_inputs_are_scored() -> None:
+    """No crop; one row or column left after cropping; the 11×11 SSIM needs; H×W×1 scored as gray."""
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 256, (21, 30, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (21, 30, 3), dtype=np.uint8)
+    assert psnr(a, b, crop_border=0, y_only=False) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=255))
+    assert psnr(a, b, crop_border=10, y_only=False) == pytest.approx(
+        peak_signal_noise_ratio(a[10:11, 10:20], b[10:11, 10:20], data_range=255)
+    )
+    assert psnr(a[:, :21], b[:, :21], crop_border=10, y_only=False) == pytest.approx(
+        peak_signal_noise_ratio(a[10:11, 10:11], b[10:11, 10:11], data_range=255)
+    )
+    assert ssim(a[:15, :15], b[:15, :15], crop_border=2, y_only=False) == pytest.approx(
+        _skimage_ssim(a[2:13, 2:13].astype(np.float64), b[2:13, 2:13].astype(np.float64), channel_axis=2), abs=1e-4
+    )
+    gray_a, gray_b = a[..., 1], b[..., 1]
+    assert psnr(gray_a[..., None], gray_b[..., None], crop_border=2) == psnr(gray_a, gray_b, crop_border=2)
+    assert ssim(gray_a[..., None], gray_b[..., None], crop_border=2) == ssim(gray_a, gray_b, crop_border=2)
+    # float32 RGB in [0, 1]: Y on the 0–1 scale, computed in float64
+    y = rgb_to_y((a / 255).astype(np.float32))
+    assert y.dtype == np.float64
+    np.testing.assert_allclose(y * 255, rgb_to_y(a), atol=1e-4)
 
 
 def _to_tensor(images: list[np.ndarray]) -> torch.Tensor:
@@ -131,6 +167,34 @@ def test_torch_batch_rounds_to_8_bit_first() -> None:
     assert float(ssim_batch(out, hr, crop_border=4)[0]) == pytest.approx(ssim(out_8bit, hr_8bit, 4), abs=1e-4)
 
 
+def test_torch_batch_refuses_bad_inputs_and_scores_the_smallest() -> None:
+    t = torch.rand(2, 3, 20, 32, generator=torch.Generator().manual_seed(5))
+    u = torch.rand(2, 3, 20, 32, generator=torch.Generator().manual_seed(6))
+    with pytest.raises(ValueError, match=r"batches differ in shape: \(2, 3, 20, 32\) vs \(1, 3, 20, 32\)"):
+        psnr_batch(t, u[:1], crop_border=0)
+    for shape in ((3, 20, 32), (2, 2, 20, 32)):
+        with pytest.raises(ValueError, match=r"expected N×3×H×W or N×1×H×W tensors, got \("):
+            psnr_batch(t.reshape(-1)[: np.prod(shape)].reshape(shape), u.reshape(-1)[: np.prod(shape)].reshape(shape), 0)
+    with pytest.raises(ValueError, match="crop_border must be >= 0, not -1"):
+        psnr_batch(t, u, crop_border=-1)
+    with pytest.raises(ValueError, match=r"cropping 10 px leaves nothing of \(20, 32\) images"):
+        psnr_batch(t, u, crop_border=10)
+    with pytest.raises(ValueError, match=r"at least 11×11 pixels after cropping, got \(10, 22\)"):
+        ssim_batch(t, u, crop_border=5)
+    scores = psnr_batch(t, u, crop_border=0)
+    assert scores.dtype == torch.float64 and scores.shape == (2,)
+    eight = [(x.permute(0, 2, 3, 1).double().numpy() * 255 + 0.5).astype(np.uint8) for x in (t, u)]
+    assert scores[1].item() == pytest.approx(psnr(eight[0][1], eight[1][1], crop_border=0), abs=1e-9)
+    one_row = psnr_batch(t[:, :, :, :21], u[:, :, :, :21], crop_border=9)  # 2 × 3 pixels left
+    assert one_row[0].item() == pytest.approx(psnr(eight[0][0][:, :21], eight[1][0][:, :21], crop_border=9), abs=1e-9)
+    assert psnr_batch(t[:, :, :19, :21], u[:, :, :19, :21], crop_border=9)[0].item() == pytest.approx(
+        psnr(eight[0][0][:19, :21], eight[1][0][:19, :21], crop_border=9), abs=1e-9
+    )  # 1 × 3
+    assert ssim_batch(t[:, :, :15, :15], u[:, :, :15, :15], crop_border=2)[0].item() == pytest.approx(
+        ssim(eight[0][0][:15, :15], eight[1][0][:15, :15], crop_border=2), abs=1e-9
+    )
+
+
 def test_torch_batch_gray() -> None:
     rng = np.random.default_rng(3)
     a = rng.integers(0, 256, (30, 30), dtype=np.uint8)
@@ -139,3 +203,25 @@ def test_torch_batch_gray() -> None:
     tb = torch.from_numpy(b)[None, None].float() / 255
     assert float(psnr_batch(ta, tb, crop_border=2)[0]) == pytest.approx(psnr(a, b, 2), abs=1e-4)
     assert float(ssim_batch(ta, tb, crop_border=2)[0]) == pytest.approx(ssim(a, b, 2), abs=1e-4)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_torch_batch_rounds_exact_halves_away_from_zero(channels: int) -> None:
+    """MATLAB's im2uint8 rounds k + 0.5 up to k + 1 (half away from zero); torch.round would take half of
+    them down (0.5 → 0, 2.5 → 2). In float64, (k + 0.5) / 255 · 255 is k + 0.5 exactly for every k."""
+    k = torch.arange(255, dtype=torch.float64)
+    halves = (k + 0.5) / 255
+    assert torch.equal(halves * 255, k + 0.5)  # really exact halves once scaled
+    images = halves.reshape(1, 1, 15, 17).expand(2, channels, 15, 17)
+    rounded_up = ((k + 1) / 255).reshape(1, 1, 15, 17).expand(2, channels, 15, 17)
+    assert torch.isinf(psnr_batch(images, rounded_up, crop_border=0)).all()
+    assert torch.isinf(psnr_batch(images, rounded_up, crop_border=0, y_only=False)).all()
+    # just below the halves every value rounds down, one level from k + 1: MSE 1 (Y: (219/255)², the luma
+    # of a one-level step on all three channels, 65.481 + 128.553 + 24.966 = 219, over 255)
+    below = ((k + 0.5 - 1e-6) / 255).reshape(1, 1, 15, 17).expand(2, channels, 15, 17)
+    level = 219 / 255 if channels == 3 else 1.0
+    expected = 10 * math.log10(255**2 / level**2)
+    assert psnr_batch(below, rounded_up, crop_border=0).tolist() == pytest.approx([expected] * 2, abs=1e-9)
+    assert psnr_batch(below, rounded_up, crop_border=0, y_only=False).tolist() == pytest.approx(
+        [10 * math.log10(255**2)] * 2, abs=1e-9
+    )

@@ -42,6 +42,7 @@ def tiny(shared: Path, out: Path, preset: str, *extra: str) -> list[str]:
         "data.batch_size=4",
         "data.num_workers=0",
         "threads=1",
+        "device=cpu",  # what these tests assert (bit-exact resume above all) holds on CPU
         "tensorboard=false",
         "num_val_grids=1",
         "loss.vgg.allow_random=true",
@@ -205,7 +206,7 @@ def test_checkpoints_work_with_upscale_and_eval(gan_runs, shared, tmp_path):
     report = tmp_path / "esrgan.json"
     result = runner.invoke(
         app, ["eval", "-m", str(generator), "--data-root", str(shared / "benchmarks"), "-d", "Set5",
-              "--json", str(report), "--no-progress", "--tile", "0"],
+              "--json", str(report), "--no-progress", "--tile", "0", "--device", "cpu"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     scored = json.loads(report.read_text())["results"]["Set5"]["psnr"]
@@ -248,6 +249,40 @@ def test_resume_is_bit_exact(shared, tmp_path, preset, steps, extra):
     assert any(not torch.equal(start[k], straight["ema"][k]) for k in start)  # and training did move the weights
     # The resumed run's log continues where the first half stopped.
     assert [r["step"] for r in read_log(tmp_path / "split")] == [steps // 2, steps]
+
+
+def test_cli_resume_continues_the_run_and_tensorboard_logs_both_halves(shared, tmp_path):
+    """`superres train … --resume` from the command line ends where a straight run ends, bit for bit, and the
+    TensorBoard event files (two, one per process) hold every logged value: tensorboard reads them back."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from superres.cli import app
+
+    common = [
+        *(arg for arg in tiny(shared, tmp_path, "srresnet", "data.patch_size=16", "model.num_feat=8") if arg != "tensorboard=false"),
+        "log_every=1", "val_every=2", "save_every=2", "num_val_grids=1",
+    ]  # fmt: skip
+    train(load_config("srresnet", [*common, "name=straight", "total_steps=4", "tensorboard=false"]))
+    runner = CliRunner()
+    first = runner.invoke(app, ["train", "srresnet", *common, "name=split", "total_steps=2"])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(app, ["train", "srresnet", *common, "name=split", "total_steps=4", "--resume"])
+    assert second.exit_code == 0, second.output
+    straight, split = (state_dict_of(tmp_path / name / "checkpoints" / "step_00000004") for name in ("straight", "split"))
+    assert all(torch.equal(tensor, split["generator"][key]) for key, tensor in straight["generator"].items())
+
+    log = read_log(tmp_path / "split")
+    assert len(list((tmp_path / "split" / "tensorboard").glob("events.out.tfevents.*"))) == 2
+    events = EventAccumulator(str(tmp_path / "split" / "tensorboard"))
+    events.Reload()
+    losses = [(r["step"], r["loss/pixel"]) for r in log if "loss/pixel" in r]
+    assert [r.step for r in events.Scalars("loss/pixel")] == [step for step, _ in losses] == [1, 2, 3, 4]
+    assert [r.value for r in events.Scalars("loss/pixel")] == pytest.approx([v for _, v in losses], rel=1e-6)
+    val = [(r["step"], r["val/Set5/psnr"]) for r in log if "val/Set5/psnr" in r]
+    assert [(r.step, pytest.approx(r.value, rel=1e-6)) for r in events.Scalars("val/Set5/psnr")] == val
+    assert [step for step, _ in val] == [2, 4]
+    images = [tag for tag in events.Tags()["images"] if tag.startswith("samples/Set5/")]
+    assert images and [r.step for r in events.Images(images[0])] == [2, 4]
 
 
 def test_run_directory_rules(shared, tmp_path):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +60,7 @@ def test_x4plus_is_detected_and_loads_strictly(x4plus):
     assert all(p.dtype == torch.float32 and p.device.type == "cpu" and p.requires_grad for p in network.parameters())
 
 
+@pytest.mark.slow
 def test_x4plus_reproduces_the_golden_output(x4plus_io, shared: Path):
     # Guards the load itself: wrong or unassigned weights could still be "identical" across layouts.
     sr = (x4plus_io[1][0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.int16)
@@ -81,6 +84,7 @@ def test_animevideov3_is_srvgg_compact_and_loads_strictly(shared: Path):
     ("ESRGAN (old)", lambda sd: to_esrgan_old(sd, num_block=23, num_up=2)),
     ("ESRGAN (new)", to_esrgan_new),
 ])
+@pytest.mark.slow
 def test_x4plus_in_esrgan_layouts_gives_identical_output(x4plus, x4plus_io, tmp_path: Path, layout, rekey):
     path = tmp_path / "esrgan.pth"
     torch.save(rekey(x4plus[0].state_dict()), path)
@@ -250,3 +254,155 @@ def test_missing_file_and_non_tensor_contents(tmp_path: Path):
     torch.save({"epoch": 3, "lr": 0.1}, tmp_path / "dict.pth")
     with pytest.raises(WeightsError, match="not a dict of tensors"):
         read_state_dict(tmp_path / "dict.pth")
+
+
+# ---- what the messages say, and the edges of each check -----------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_a_cut_pickle_of_any_protocol_is_corrupt_not_foreign(tmp_path: Path, protocol: int):
+    path = tmp_path / "cut.pth"
+    path.write_bytes(b"\x80" + bytes([protocol]) + b"}")  # a pickle header, an empty dict, then nothing
+    with pytest.raises(WeightsError, match=r"corrupt or truncated PyTorch checkpoint \(EOFError\)$"):
+        read_state_dict(path)  # an exception without a message is named by its type
+
+
+def test_corrupt_files_name_what_went_wrong_in_one_short_line(tmp_path: Path):
+    saved = tmp_path / "full.pth"
+    torch.save({"w": torch.zeros(10)}, saved)
+    (tmp_path / "cut.pth").write_bytes(saved.read_bytes()[:100])
+    with pytest.raises(WeightsError, match=r"corrupt or truncated PyTorch checkpoint \((.+)\)$") as excinfo:
+        read_state_dict(tmp_path / "cut.pth")
+    detail = str(excinfo.value).split("checkpoint (", 1)[1][:-1]
+    assert detail.startswith("PytorchStreamReader failed reading zip archive") and len(detail) == 200  # cut at 200
+    (tmp_path / "one.pth").write_bytes(b"\x80")  # one byte is not "empty"
+    with pytest.raises(WeightsError, match=r"one\.pth: not a PyTorch checkpoint \(neither a zip archive nor a pickle\)"):
+        read_state_dict(tmp_path / "one.pth")
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(WeightsError, match=r"empty\.pth: the file is empty \(0 bytes\)"):
+        read_state_dict(tmp_path / "empty.pth")
+    (tmp_path / "text.safetensors").write_bytes(b"not a header at all")
+    with pytest.raises(WeightsError, match=r"corrupt or truncated safetensors file \((?!None\)).+\)"):
+        read_state_dict(tmp_path / "text.safetensors")
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    with pytest.raises(WeightsError, match=r"weights\.bin: unsupported weights format; expected \.safetensors, \.pth, \.pt, \.ckpt$"):
+        read_state_dict(tmp_path / "weights.bin")
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_refusals_quote_the_unpicklers_reason(tmp_path: Path):
+    path = tmp_path / "framed.pth"
+    path.write_bytes(pickle.dumps({"w": [1, 2]}, protocol=5))  # framed: refused before any global
+    with pytest.raises(WeightsError, match=r"it holds more than plain weights \(Unsupported operand 149\)"):
+        read_state_dict(path)
+
+
+def test_contents_that_are_not_tensors_name_the_file_and_the_key(tmp_path: Path):
+    torch.save({"epoch": 3, "lr": 0.1}, tmp_path / "dict.pth")
+    with pytest.raises(WeightsError, match=rf"^{tmp_path / 'dict.pth'}: not a dict of tensors \('epoch' holds a int\)$"):
+        read_state_dict(tmp_path / "dict.pth")
+    save_file({}, tmp_path / "none.safetensors")
+    with pytest.raises(WeightsError, match=rf"^{tmp_path / 'none.safetensors'}: holds no tensors$"):
+        read_state_dict(tmp_path / "none.safetensors")
+    with pytest.raises(WeightsError, match="^checkpoint: holds no tensors$"):
+        unwrap_checkpoint({"params": {}})
+
+
+def test_weights_that_do_not_fit_are_listed_three_at_a_time(tmp_path: Path):
+    full = _small_srresnet().state_dict()
+    block = [key for key in full if key.startswith("residual_blocks.1.")]  # none of them identify SRResNet
+    three = {k: v for k, v in full.items() if k not in block[:3]}
+    torch.save(three, tmp_path / "three.pth")
+    listed = re.escape(f"3 missing ({', '.join(block[:3])})")
+    with pytest.raises(WeightsError, match=rf"three\.pth as SRResNet: the weights do not fit the network: {listed}$"):
+        load_network(tmp_path / "three.pth")
+    four = {k: v for k, v in full.items() if k not in block[:4]}
+    four["extra.weight"] = torch.zeros(2)
+    four[block[5]] = torch.zeros(1, 2)
+    shape = f"{block[5]} [1, 2] ≠ {list(full[block[5]].shape)}"
+    expected = f"4 missing ({', '.join(block[:3])}, …); 1 unexpected (extra.weight); 1 of the wrong shape ({shape})"
+    torch.save(four, tmp_path / "four.pth")
+    with pytest.raises(WeightsError, match=re.escape(f"the weights do not fit the network: {expected}") + "$"):
+        load_network(tmp_path / "four.pth")
+    with pytest.raises(WeightsError, match=r"^saving SRResNet: the weights do not fit the network: 15 unexpected \(residual_blocks.1."):
+        save_network(tmp_path / "m.safetensors", _small_srresnet(), "SRResNet", {**SMALL, "num_block": 1})
+
+
+def test_half_precision_weights_load_as_float32_and_integer_buffers_stay_integer(tmp_path: Path):
+    net = _small_srresnet()
+    net.residual_blocks[0].conv_block1.conv_block[1].num_batches_tracked.fill_(7)
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}, tmp_path / "h.pth")
+    loaded, _ = load_network(tmp_path / "h.pth")
+    for key, tensor in loaded.state_dict().items():
+        original = net.state_dict()[key]
+        assert tensor.dtype == original.dtype, key  # float32 parameters, int64 counters
+        assert torch.equal(tensor, original.half().to(original.dtype) if original.is_floating_point() else original)
+
+
+def test_buffers_no_state_dict_fills_are_an_error():
+    """A network with a buffer that is not saved (persistent=False) would stay on the meta device."""
+    from superres.models.weights import _load_strict
+
+    with torch.device("meta"):
+        network = torch.nn.Linear(2, 2)
+        network.register_buffer("table", torch.zeros(3), persistent=False)
+    with pytest.raises(RuntimeError, match=r"^net: tensors not in the state dict stay uninitialised: \['table'\]$"):
+        _load_strict(network, {"weight": torch.zeros(2, 2), "bias": torch.zeros(2)}, "net")
+
+
+def test_our_metadata_read_and_checked(tmp_path: Path):
+    net = _small_srresnet()
+    state_dict = {k: v.contiguous() for k, v in net.state_dict().items()}
+    hparams = json.dumps(SMALL)
+    save_file(state_dict, tmp_path / "old.safetensors", metadata={"arch": "SRResNet", "hparams": hparams})
+    assert load_network(tmp_path / "old.safetensors")[1].layout == "superres"  # no format_version: version 1
+    save_file(state_dict, tmp_path / "arch_only.safetensors", metadata={"arch": "SRResNet"})
+    _, info = load_network(tmp_path / "arch_only.safetensors")  # half a declaration: recognised by its keys
+    assert (info.layout, info.hparams["num_block"], info.metadata) == ("superres", 2, {})
+    save_file(state_dict, tmp_path / "bad.safetensors", metadata={"arch": "SRResNet", "hparams": "{not json"})
+    with pytest.raises(WeightsError, match=rf"^{tmp_path / 'bad.safetensors'}: unreadable superres metadata \("):
+        load_network(tmp_path / "bad.safetensors")
+    save_file(state_dict, tmp_path / "list.safetensors", metadata={"arch": "SRResNet", "hparams": "[1, 2]"})
+    with pytest.raises(WeightsError, match=r"list\.safetensors: metadata 'hparams' is not a JSON object$"):
+        load_network(tmp_path / "list.safetensors")
+
+
+def test_saving_writes_sorted_json_into_new_folders_and_only_safetensors(tmp_path: Path):
+    path = save_network(tmp_path / "a" / "b" / "m.safetensors", _small_srresnet(), "SRResNet", SMALL, {"scores": {"b": 1, "a": 2}})
+    with safe_open(path, framework="pt") as file:
+        header = file.metadata()
+    assert header["scores"] == '{"a": 2, "b": 1}'
+    assert header["hparams"] == json.dumps(dict(sorted({**SMALL, "num_in_ch": 3, "num_out_ch": 3, "batch_norm": True}.items())))
+    with pytest.raises(WeightsError, match=r"m\.pth: superres saves weights as \.safetensors; name the file accordingly$"):
+        save_network(tmp_path / "m.pth", _small_srresnet(), "SRResNet", SMALL)
+
+
+def test_a_failed_write_raises_its_own_error_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import superres.models.weights as weights
+
+    def disk_full(tensors, path, metadata=None):
+        raise OSError(28, "No space left on device")  # before the temporary file exists
+
+    monkeypatch.setattr(weights, "save_file", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        save_network(tmp_path / "m.safetensors", _small_srresnet(), "SRResNet", SMALL)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_first_line_of_an_error():
+    from superres.models.weights import _first_line
+
+    assert _first_line(EOFError()) == "EOFError" and _first_line(ValueError("  \n")) == "ValueError"
+    assert _first_line(ValueError("first\nsecond")) == "first"
+    assert _first_line(ValueError("x" * 300)) == "x" * 200
+
+
+def test_pickles_are_opened_weights_only_whatever_torchs_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """torch ≥ 2.6 defaults to weights_only=True; superres asks for it, so an older torch is as safe."""
+    torch.save(_small_srresnet().state_dict(), tmp_path / "m.pth")
+    calls = []
+    load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: calls.append(kwargs) or load(*args, **kwargs))
+    load_network(tmp_path / "m.pth")
+    assert calls == [{"weights_only": True, "map_location": "cpu"}]

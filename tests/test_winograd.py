@@ -60,6 +60,36 @@ def test_conv_rows_equal_the_direct_conv(kernel: WinogradKernel, groups: list[in
                 assert (out - expected).abs().max() <= 1e-5 * expected.abs().max(), (height, width, lo, hi, slope)
 
 
+def test_fits_takes_only_what_the_kernel_computes() -> None:
+    """fp32 3×3 stride-1 convs with a bias on the CPU, output channels in 32s, every input group in 16s."""
+
+    def conv(**options: object) -> torch.nn.Conv2d:
+        settings = {"in_channels": 32, "out_channels": 64, "kernel_size": 3, "padding": 1, **options}
+        return torch.nn.Conv2d(**settings)  # type: ignore[arg-type]
+
+    assert winograd.fits(conv(), [16, 16]) and winograd.fits(conv(), [32])
+    assert not winograd.fits(conv(), [16, 8, 8])  # an input group the kernel cannot read
+    assert not winograd.fits(conv(out_channels=48), [32])
+    refused = [
+        conv(kernel_size=5, padding=2), conv(stride=2), conv(dilation=2, padding=2), conv(groups=2),
+        conv(bias=False), conv().double(), conv(out_channels=16), conv().to("meta"),
+    ]  # fmt: skip
+    assert [winograd.fits(c, [32]) for c in refused] == [False] * len(refused)
+
+
+def test_the_kernel_is_built_once_per_process_and_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """torch's loader re-checks a build on every call (seconds of CPU): load() keeps what it loaded."""
+    built: list[Path] = []
+    monkeypatch.setattr(winograd, "_build", lambda build_dir: built.append(build_dir) or f"module in {build_dir}")
+    monkeypatch.setattr(winograd, "_LOADED", {})
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    default, again, elsewhere = WinogradKernel.load(), WinogradKernel.load(), WinogradKernel.load(tmp_path / "other")
+    name = winograd._build_name()
+    assert built == [tmp_path / "cache" / "superres" / "kernels" / name, tmp_path / "other" / name]
+    assert default is again and default._module == f"module in {built[0]}"
+    assert elsewhere is not default and elsewhere._module == f"module in {built[1]}"
+
+
 def test_weight_transform_is_exact_in_float64() -> None:
     """G g Gᵀ then the 36 products and Aᵀ · A reproduce the 3×3 conv of a single 6×6 window in fp64."""
     g = torch.tensor(winograd._G, dtype=torch.float64)
@@ -122,6 +152,7 @@ def test_blockwise_body_by_winograd_equals_the_body(kernel: WinogradKernel) -> N
             assert (got - whole).abs().max() <= 1e-4 * whole.abs().max(), size
 
 
+@pytest.mark.slow
 @needs_compiler
 def test_x4plus_by_winograd_within_one_level_of_the_direct_conv(shared: Path) -> None:
     weights = shared / "weights" / "RealESRGAN_x4plus_fp16round.pth"

@@ -52,7 +52,7 @@ def resolve_precision(precision: str, device: torch.device, half_precision_ok: b
     Winograd kernel outruns bf16.)
 
     bf16 on a CPU is ~2.1× the fp32 speed (Zen 4, bench/RESULTS.md) and its cost was measured against
-    fp32 output (PSNR, RGB): RealESRGAN_x4plus on Set5 + Set14 ≥ 46.5 dB (baboon; 50 dB over all), the
+    fp32 output (PSNR, RGB): RealESRGAN_x4plus on Set5 + Set14 ≥ 46.1 dB (baboon, AMX; 46.5 on Zen 4), the
     default model ≥ 55.5 dB — far below what eyes or the papers' metrics resolve. ``superres evaluate``
     still defaults to fp32.
     """

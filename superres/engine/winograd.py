@@ -51,12 +51,6 @@ INPUT_CHANNEL_MULTIPLE = 16
 OUTPUT_CHANNEL_MULTIPLE = 32
 
 
-def kernel_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/superres/kernels``, else ``~/.cache/superres/kernels``."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "superres" / "kernels"
-
-
 def transform_weight(conv: nn.Conv2d) -> torch.Tensor:
     """``G g Gᵀ`` for every (output, input) channel pair of a 3×3 conv: ``[36, C_in, C_out]`` fp32,
     computed in fp64 so that the only rounding is the final one."""
@@ -81,6 +75,13 @@ def fits(conv: nn.Conv2d, input_groups: list[int]) -> bool:
     )
 
 
+# pragma: no mutate start (mutation testing: a changed name, path or flag here costs a compile per mutant)
+def kernel_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/superres/kernels``, else ``~/.cache/superres/kernels``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "superres" / "kernels"
+
+
 def _put_ninja_on_path() -> None:
     """torch builds with the ``ninja`` it finds on PATH; the pip package's lies beside the Python
     that installed it, which is not on PATH when that environment is not activated."""
@@ -93,6 +94,40 @@ def _put_ninja_on_path() -> None:
     os.environ["PATH"] = os.pathsep.join([ninja.BIN_DIR, os.environ.get("PATH", "")])
 
 
+def _build_name() -> str:
+    """One build per CPU capability and source version: a shared home or an upgrade never loads a stale one."""
+    capability = torch.backends.cpu.get_cpu_capability().lower()
+    version = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:10]
+    return f"superres_winograd_{capability}_{version}"
+
+
+def _build(build_dir: Path) -> Any:
+    """Compile the kernel into ``build_dir`` (or find it built there) and import it."""
+    from torch.utils.cpp_extension import load  # imports setuptools: only when a kernel is needed
+
+    _put_ninja_on_path()
+    name = build_dir.name
+    build_dir.mkdir(parents=True, exist_ok=True)
+    if not any(build_dir.glob(f"{name}*.so")) and not any(build_dir.glob(f"{name}*.pyd")):
+        print(f"superres: compiling the fp32 Winograd kernel for this CPU (once, ~30 s) in {build_dir}", file=sys.stderr)
+    return load(
+        name=name,
+        sources=[str(SOURCE)],
+        build_directory=str(build_dir),
+        extra_cflags=["-O3", "-march=native", "-fopenmp"],
+        extra_ldflags=["-fopenmp"],
+        verbose=False,
+    )
+
+
+# pragma: no mutate end
+
+
+# Kernels loaded in this process, by build folder: torch's loader re-checks the build (ninja, several
+# seconds of CPU) on every call, and every Upscaler asks for the kernel.
+_LOADED: dict[Path, WinogradKernel] = {}
+
+
 class WinogradKernel:
     """The compiled kernel: :meth:`load` it, :meth:`prepare` a conv, run :meth:`WinogradConv.rows`."""
 
@@ -101,28 +136,12 @@ class WinogradKernel:
 
     @classmethod
     def load(cls, cache_dir: Path | None = None) -> WinogradKernel:
-        """Build (first time, ~30 s) or load the kernel for this CPU. Raises ``RuntimeError`` (or
-        ``OSError``) when it cannot be built: no C++ compiler, no ninja, an unwritable cache."""
-        from torch.utils.cpp_extension import load  # imports setuptools: only when a kernel is needed
-
-        _put_ninja_on_path()
-        # one build per CPU capability and source version: a shared home or an upgrade never loads a stale one
-        capability = torch.backends.cpu.get_cpu_capability().lower()
-        version = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:10]
-        name = f"superres_winograd_{capability}_{version}"
-        build_dir = (cache_dir or kernel_cache_dir()) / name
-        build_dir.mkdir(parents=True, exist_ok=True)
-        if not any(build_dir.glob(f"{name}*.so")) and not any(build_dir.glob(f"{name}*.pyd")):
-            print(f"superres: compiling the fp32 Winograd kernel for this CPU (once, ~30 s) in {build_dir}", file=sys.stderr)
-        module = load(
-            name=name,
-            sources=[str(SOURCE)],
-            build_directory=str(build_dir),
-            extra_cflags=["-O3", "-march=native", "-fopenmp"],
-            extra_ldflags=["-fopenmp"],
-            verbose=False,
-        )
-        return cls(module)
+        """Build (first time, ~30 s) or load the kernel for this CPU, once per process. Raises
+        ``RuntimeError`` (or ``OSError``) when it cannot be built: no C++ compiler, no ninja, an unwritable cache."""
+        build_dir = (cache_dir or kernel_cache_dir()) / _build_name()
+        if build_dir not in _LOADED:
+            _LOADED[build_dir] = cls(_build(build_dir))
+        return _LOADED[build_dir]
 
     def prepare(self, conv: nn.Conv2d, input_groups: list[int]) -> WinogradConv | None:
         """``conv`` ready to run on inputs of these channel counts, or ``None`` if it does not :func:`fits`."""

@@ -151,10 +151,8 @@ def _scales_and_shape(
     if scale is not None:
         if not scale > 0 or not math.isfinite(scale):
             raise ValueError(f"scale must be a positive number, not {scale}")
-        out_shape = (math.ceil(scale * in_shape[0]), math.ceil(scale * in_shape[1]))
-        if min(out_shape) < 1:
-            raise ValueError(f"scale {scale} leaves nothing of a {in_shape[0]}×{in_shape[1]} image")
-        return (scale, scale), out_shape
+        # the ceiling of a positive number: at least one pixel
+        return (scale, scale), (math.ceil(scale * in_shape[0]), math.ceil(scale * in_shape[1]))
     rows, cols = (int(n) for n in output_shape)
     if rows < 1 or cols < 1:
         raise ValueError(f"output_shape must be positive, not {output_shape}")
