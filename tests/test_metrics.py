@@ -12,7 +12,7 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from superres.quality.imresize import imresize
-from superres.quality.metrics import psnr, psnr_batch, rgb_to_y, ssim, ssim_batch
+from superres.quality.metrics import psnr, psnr_batch, rgb_to_y, smallest_side, ssim, ssim_batch
 
 BORDER = 4
 
@@ -113,6 +113,16 @@ def test_bad_inputs_are_refused() -> None:
         rgb_to_y(image[..., 0])
     with pytest.raises(TypeError, match="rgb_to_y takes uint8 or floating-point images, not int32"):
         rgb_to_y(image.astype(np.int32))
+
+
+@pytest.mark.parametrize("border", [0, 4])
+def test_smallest_side_is_what_ssim_takes(border: int) -> None:
+    side = smallest_side(border)
+    image = np.random.default_rng(border).integers(0, 256, (side, side + 3, 3), dtype=np.uint8)
+    assert side == 11 + 2 * border
+    assert ssim(image, image, crop_border=border) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least 11×11"):
+        ssim(image[1:], image[1:], crop_border=border)
 
 
 def test_smallest_inputs_are_scored() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,16 @@ import pytest
 from PIL import Image
 
 from superres.quality.imresize import imresize
-from superres.quality.niqe import aggd_fit, block_features, niqe, niqe_of_plane, niqe_plane
+from superres.quality.niqe import (
+    _gamma_ratio,
+    _nearest,
+    _shape_grid,
+    aggd_fit,
+    block_features,
+    niqe,
+    niqe_of_plane,
+    niqe_plane,
+)
 
 # The official release's computequality.m under MATLAB R2021a (../shared/README.md).
 BABOON_NIQE = 5.72957338
@@ -66,8 +76,25 @@ def test_vectorised_block_features_equal_the_per_block_port() -> None:
 
 
 def test_aggd_fit_of_an_empty_side_is_nan_and_alpha_the_grid_start() -> None:
-    alpha, left, right = aggd_fit(np.array([[1.0, 2.0, 3.0, 0.5]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a flat or one-sided block is expected, not worth a warning
+        alpha, left, right = aggd_fit(np.array([[1.0, 2.0, 3.0, 0.5], [0.0, 0.0, 0.0, 0.0]]))
     assert math.isnan(left[0]) and right[0] > 0 and alpha[0] == pytest.approx(0.2)
+    assert math.isnan(left[1]) and math.isnan(right[1]) and alpha[1] == pytest.approx(0.2)
+
+
+def test_nearest_grid_ratio_at_the_ends_and_on_ties() -> None:
+    """The shape grid's ratios increase from 0.063 (α = 0.2) to 0.741 (α = 10): values beyond either end
+    take the end; a value halfway between two ratios takes the lower one, as MATLAB's min does."""
+    grid, ratios = _shape_grid()
+    last = len(ratios) - 1
+    values = np.array([0.0, ratios[0], (ratios[0] + ratios[1]) / 2, ratios[1] * 0.75 + ratios[2] * 0.25, 0.9, ratios[last]])
+    np.testing.assert_array_equal(_nearest(ratios, values), [0, 0, 0, 1, last, last])
+    k = 3  # an exact tie in float64 (as for about half the grid)
+    halfway = (ratios[k] + ratios[k + 1]) / 2
+    assert (ratios[k + 1] - halfway) ** 2 == (ratios[k] - halfway) ** 2
+    assert _nearest(ratios, np.array([halfway]))[0] == k
+    assert _gamma_ratio(np.full((2, 3), 2.0), 2, 1).shape == (2, 3)  # elementwise, any shape
 
 
 def test_channels_and_border(baboon: np.ndarray) -> None:
@@ -83,10 +110,26 @@ def test_channels_and_border(baboon: np.ndarray) -> None:
 def test_bad_input_is_refused(baboon: np.ndarray) -> None:
     with pytest.raises(ValueError, match="two 96×96 blocks"):
         niqe(baboon[:100, :100])
+    with pytest.raises(ValueError, match="^NIQE needs at least two 96×96 blocks, but the image is 191×96$"):
+        niqe(baboon[:96, :191])
     with pytest.raises(TypeError, match="uint8"):
         niqe(baboon.astype(np.float32))
-    with pytest.raises(ValueError, match="channel"):
+    with pytest.raises(ValueError, match="^channel must be one of y, gray, not 'rgb'$"):
         niqe(baboon, channel="rgb")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="^crop_border must be >= 0, not -1$"):
+        niqe(baboon, crop_border=-1)
+    with pytest.raises(ValueError, match=r"^NIQE takes H×W×3 RGB or H×W gray images, got shape \(480, 500, 4\)$"):
+        niqe(np.dstack([baboon, baboon[..., :1]]))
+
+
+def test_whole_blocks_and_the_smallest_image(baboon: np.ndarray) -> None:
+    """Scored on whole 96×96 blocks from the top left, rows and columns counted apart; two blocks suffice;
+    H×W×1 is gray; RGB's default channel is Y."""
+    assert niqe(baboon[:200, :300]) == niqe(baboon[:192, :288])
+    assert math.isfinite(niqe(baboon[:96, :192])) and math.isfinite(niqe(baboon[:192, :96]))
+    gray = baboon[..., 1]
+    assert niqe(gray[..., None]) == niqe(gray)
+    np.testing.assert_array_equal(niqe_plane(baboon), niqe_plane(baboon, "y"))
 
 
 def test_a_512_image_takes_well_under_a_second(baboon: np.ndarray) -> None:

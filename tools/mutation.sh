@@ -7,7 +7,7 @@
 #                                           Ctrl-C, run it again; rm -rf mutants/ to start afresh)
 #   tools/mutation.sh --report              killed / total per module, and the survivors, from the last runs
 #
-# Modules: imresize metrics tiling stripes winograd detect weights. mutmut ([tool.mutmut] in pyproject.toml)
+# Modules: imresize metrics niqe tiling stripes winograd detect weights. mutmut ([tool.mutmut] in pyproject.toml)
 # copies the tree into mutants/ and runs, for each mutant, the fast tests (not marked slow) that cover the
 # mutated function. Nice'd and on MUTATION_JOBS workers (default 2): the machine may be shared.
 set -euo pipefail
@@ -16,6 +16,7 @@ cd "$(dirname "$0")/.."
 declare -A MODULES=(
     [imresize]=superres.quality.imresize
     [metrics]=superres.quality.metrics
+    [niqe]=superres.quality.niqe
     [tiling]=superres.engine.tiling
     [stripes]=superres.engine.stripes
     [winograd]=superres.engine.winograd
