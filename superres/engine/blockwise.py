@@ -46,7 +46,7 @@ from superres.engine.stripes import (
     stripes,
 )
 from superres.engine.tail import TailMaps, rrdbnet_tail_fast
-from superres.engine.winograd import WinogradKernel
+from superres.engine.kernels import CpuKernels
 from superres.engine.winograd import fits as winograd_fits
 
 # Feature maps of the whole region that block-wise execution keeps: an RRDB's input, and the
@@ -71,7 +71,7 @@ def dense_block_in_stripes(
     target: torch.Tensor,
     rows: int,
     residual: bool = False,
-    winograd: WinogradKernel | None = None,
+    winograd: CpuKernels | None = None,
 ) -> None:
     """``target = block(x)`` computed in stripes of ``rows`` rows; with ``residual``,
     ``target += β · block(x)`` (the RRDB's scaled skip, in place). ``target`` is not ``x``.
@@ -136,7 +136,7 @@ def rrdbnet_body_blockwise(
     x: torch.Tensor,
     tile: int,
     on_block: Callable[[int, int], None] | None = None,
-    winograd: WinogradKernel | None = None,
+    winograd: CpuKernels | None = None,
 ) -> torch.Tensor:
     """``network.forward_body(x)``, computed one dense block at a time in stripes of about ``tile²``
     pixels (on CPU at most ``STRIPE_PIXELS``, which run faster than larger ones); ``on_block(done, total)``
@@ -188,7 +188,7 @@ def run_network(
     tile: int | None = None,
     tail_budget: int = TAIL_MEMORY,
     on_block: Callable[[int, int], None] | None = None,
-    winograd: WinogradKernel | None = None,
+    winograd: CpuKernels | None = None,
 ) -> torch.Tensor:
     """``network(x)``. RRDBNet runs its fast equivalents (superres.engine.blockwise): with a ``tile`` or a
     ``winograd`` kernel, the body block-wise in stripes of about ``tile²`` pixels (exact;

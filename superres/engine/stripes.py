@@ -15,7 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from superres.engine.winograd import WinogradConv, WinogradKernel
+from superres.engine.amx import AmxConv
+from superres.engine.kernels import CpuKernels
+from superres.engine.winograd import WinogradConv
 
 # Pixels of one block-wise stripe on CPU. Measured on x4plus (one dense block, 512² input, 2 threads,
 # Zen 4 with 32 MB L3), GFLOP/s by stripe height at width 512 — fp32: 16 rows 172, 32: 178, 48: 178,
@@ -92,7 +94,7 @@ def conv_in_rows(
     out: torch.Tensor,
     rows: int,
     slope: float | None,
-    winograd: WinogradKernel | None = None,
+    winograd: CpuKernels | None = None,
 ) -> None:
     """``out = conv(x)``, then ``leaky_relu`` unless ``slope`` is None, ``rows`` rows at a time
     (by ``winograd`` where the conv fits it)."""

@@ -9,7 +9,7 @@ from torch import nn
 
 from superres.archs.rrdbnet import RRDBNet
 from superres.engine.stripes import STRIPE_PIXELS, conv_in_rows, rows_with_context, stripe_rows, stripes
-from superres.engine.winograd import WinogradKernel
+from superres.engine.kernels import CpuKernels
 
 
 def nearest_upsample_conv_weight(conv: nn.Conv2d) -> torch.Tensor:
@@ -80,7 +80,7 @@ class TailMaps:
 
 
 def rrdbnet_tail_fast(
-    network: RRDBNet, feat: torch.Tensor, maps: TailMaps | None = None, winograd: WinogradKernel | None = None
+    network: RRDBNet, feat: torch.Tensor, maps: TailMaps | None = None, winograd: CpuKernels | None = None
 ) -> torch.Tensor:
     """``network.forward_tail(feat)``, equal up to float rounding, in less time on CPU (x4plus,
     36 × 512 feature rows, 2 threads: fp32 338 → 287 ms, bf16 173 → 149 ms, before reusing ``maps``).
