@@ -65,6 +65,8 @@ from PIL import Image
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
+# the superres of this checkout, not whichever one is installed (an editable install may point elsewhere)
+sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared"
 DEFAULT_WEIGHTS = SHARED / "weights" / "RealESRGAN_x4plus_fp16round.pth"
 DEFAULT_SOURCE = SHARED / "benchmarks" / "Set14" / "HR" / "monarch.png"
@@ -506,7 +508,7 @@ def table(results: list[Result], flops: float, peak: dict[str, ConvPeak] | None,
                 f"{r.median_s:.2f}",
                 f"{r.mp_per_s:.4f}",
                 f"{1000 * r.median_s / r.output_mp:.0f}",
-                f"{statistics.median(r.cpu_times_s) / r.output_mp:.1f}",
+                f"{statistics.median(r.cpu_times_s) / r.output_mp:.3g}",
                 f"{r.peak_rss_mb:.0f}",
             ]
             row += [f"{r.peak_vram_mb:.0f}" if r.peak_vram_mb is not None else "–"] if gpu else []

@@ -44,30 +44,6 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(10 * torch.log10(1 / ((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).mean()))
 
 
-def test_amx_conv_rows_equal_the_direct_conv_of_bf16_values(amx: CpuKernels) -> None:
-    """bf16 products summed in fp32: the direct conv of the same bf16-rounded inputs and weights, to
-    fp32 rounding (then bf16 rounding of the output). Borders, widths that are not multiples of 32
-    (the zero-padded copy at each end of a row), 48 outputs padded to 64, two input groups."""
-    torch.manual_seed(0)
-    conv = torch.nn.Conv2d(96, 48, 3, padding=1)
-    prepared = amx.prepare_amx(conv, [64, 32])
-    assert prepared is not None and prepared.padded_out_channels == 64
-    weight = conv.weight.detach().to(torch.bfloat16).float()
-    slopes = torch.rand(48) - 0.5
-    for height, width, lo, hi in [(1, 1, 0, 1), (5, 33, 0, 5), (9, 70, 2, 7), (9, 17, 4, 9)]:
-        maps = [torch.randn(1, c, height, width).to(torch.bfloat16).contiguous(memory_format=CL) for c in (64, 32)]
-        direct = F.conv2d(torch.cat(maps, 1).float(), weight, conv.bias.detach(), padding=1)[:, :, lo:hi]
-        window = rows_with_context(lo, hi, height)
-        for out_dtype, activation in ((torch.float32, None), (torch.bfloat16, slopes)):
-            out = torch.full((1, 64, hi - lo, width), float("nan"), dtype=out_dtype).contiguous(memory_format=CL)
-            prepared.rows([m[:, :, window] for m in maps], window.start, lo, hi, height, out, activation)
-            expected = direct if activation is None else F.prelu(direct, activation)
-            tolerance = 1e-5 if out_dtype == torch.float32 else 2**-8  # bf16 keeps 8 bits
-            error = (out[:, :48].float() - expected).abs().max() / expected.abs().max()
-            assert error <= tolerance, (height, width, lo, hi, out_dtype)
-            assert out_dtype == torch.bfloat16 or (out[:, 48:] == 0).all()  # padded outputs: zero filters
-
-
 @pytest.mark.parametrize("bands, rows", [(1, 8), (1, 3), (2, 8), (3, 5)])
 def test_compact_forward_by_winograd_equals_the_network(
     cpu_kernels: CpuKernels, network: SRVGGNetCompact, bands: int, rows: int

@@ -47,7 +47,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from superres.engine.blockwise import blockwise_map_bytes, run_network, supports_blockwise, winograd_speeds_up
+from superres.engine.blockwise import (
+    amx_speeds_up,
+    blockwise_map_bytes,
+    run_network,
+    supports_blockwise,
+    winograd_speeds_up,
+)
 from superres.engine.compact import CompactPlan, compact_forward, plan_compact, supports_compact
 from superres.engine.budget import (
     MIN_TILE,
@@ -357,8 +363,8 @@ class Upscaler:
         return not cpu_has_amx() and self._winograd_kernel(torch.float32) is not None
 
     def _winograd_kernel(self, dtype: torch.dtype) -> CpuKernels | None:
-        """The compiled kernels where they apply on a CPU — fp32 for RRDBNet's dense blocks and for
-        SRVGGNetCompact, bf16 for SRVGGNetCompact on AMX — built on first use; ``None`` (with one
+        """The compiled kernels where they apply on a CPU — RRDBNet's dense blocks and SRVGGNetCompact, in
+        fp32 (Winograd) and in bf16 where the CPU has AMX — built on first use; ``None`` (with one
         warning) when they cannot be built here."""
         if not (self.winograd and self.device.type == "cpu" and self._kernels_apply(dtype)):
             return None
@@ -377,8 +383,12 @@ class Upscaler:
         return self._kernel
 
     def _kernels_apply(self, dtype: torch.dtype) -> bool:
+        if dtype == torch.bfloat16 and not cpu_has_amx():
+            return False
         if supports_compact(self._module):
-            return dtype == torch.float32 or (dtype == torch.bfloat16 and cpu_has_amx())
+            return dtype in (torch.float32, torch.bfloat16)
+        if dtype == torch.bfloat16:
+            return amx_speeds_up(self._module)
         return dtype == torch.float32 and winograd_speeds_up(self._module)
 
     def _compact_plan(self, dtype: torch.dtype) -> CompactPlan | None:

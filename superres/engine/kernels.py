@@ -33,7 +33,7 @@ from superres.engine.budget import available_ram
 
 CSRC = Path(__file__).resolve().parent / "csrc"
 SOURCE = CSRC / "kernels.cpp"  # includes the others: one compile of the torch headers
-INCLUDED = (CSRC / "rows.h", CSRC / "winograd.cpp", CSRC / "amx.cpp", CSRC / "compact.cpp")
+INCLUDED = (CSRC / "rows.h", CSRC / "winograd.cpp", CSRC / "amx.cpp", CSRC / "compact.cpp", CSRC / "dense.cpp")
 
 # Prepared weights one CpuKernels keeps at most (x4plus in fp32 Winograd form: 265 MB).
 PREPARED_MEMORY = 512 << 20

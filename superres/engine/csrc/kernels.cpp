@@ -5,6 +5,7 @@
 #include "amx.cpp"
 #include "winograd.cpp"
 #include "compact.cpp"
+#include "dense.cpp"
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
     using release_gil = pybind11::call_guard<pybind11::gil_scoped_release>;
@@ -12,5 +13,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
     module.def("amx_available", &amx_available, "whether this build and this CPU run conv3x3_amx");
     module.def("conv3x3_amx", &conv3x3_amx, "3x3 convolution of channels-last bfloat16 rows on AMX tiles", release_gil());
     module.def("compact_forward", &compact_forward, "SRVGGNetCompact in lagged stripes of rows, one band per thread",
+               release_gil());
+    module.def("dense_block_amx", &dense_block_amx, "an RRDB dense block in bf16 on AMX tiles, one band per thread",
                release_gil());
 }
