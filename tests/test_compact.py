@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 import superres
@@ -18,7 +17,6 @@ from superres.archs import SRVGGNetCompact
 from superres.engine.compact import compact_forward, plan_compact
 from superres.engine.inference import Upscaler, load_model
 from superres.engine.kernels import CpuKernels
-from superres.engine.stripes import rows_with_context
 from superres.models.detect import describe
 
 CL = torch.channels_last

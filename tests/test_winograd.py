@@ -236,3 +236,32 @@ def test_auto_precision_takes_fp32_by_winograd_for_rrdbnet_on_cpu(monkeypatch: p
     monkeypatch.setattr(CpuKernels, "load", classmethod(no_compiler))
     with pytest.warns(UserWarning, match="could not be built"):
         assert upscaler(32, 32).precision == "bf16"
+
+
+@needs_compiler
+def test_prepared_weights_are_kept_for_the_life_of_the_upscaler(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The transform of a conv's weights is made once per Upscaler, not once per image or region (a
+    folder of small images paid ~0.4 s per x4plus image for it); past the memory allowed, once per use."""
+    import superres.engine.kernels as kernels
+    from superres.engine.inference import Upscaler
+    from superres.models.detect import describe
+
+    calls = []
+    transform = winograd.transform_weight
+    monkeypatch.setattr(winograd, "transform_weight", lambda conv: calls.append(conv) or transform(conv))
+    hparams = {"scale": 4, "num_feat": 32, "num_block": 1, "num_grow_ch": 32}
+    torch.manual_seed(0)
+    net = RRDBNet(**hparams).eval()
+    image = (np.random.default_rng(0).random((12, 10, 3)) * 255).astype(np.uint8)
+    upscaler = Upscaler(net, describe("RRDBNet", hparams, net), device="cpu", precision="fp32")
+    first = upscaler.upscale(image)
+    per_image = len(calls)
+    assert per_image >= 15  # three dense blocks of five convs, and conv_hr
+    assert np.array_equal(upscaler.upscale(image), first) and len(calls) == per_image
+    assert upscaler._winograd_kernel(torch.float32).prepared_bytes > 0
+
+    monkeypatch.setattr(kernels, "PREPARED_MEMORY", 0)
+    upscaler = Upscaler(net, describe("RRDBNet", hparams, net), device="cpu", precision="fp32")
+    upscaler.upscale(image)
+    upscaler.upscale(image)
+    assert len(calls) == 3 * per_image

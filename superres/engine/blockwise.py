@@ -37,7 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from superres.archs.rrdbnet import RESIDUAL_SCALE, ResidualDenseBlock, RRDBNet
+from superres.engine.amx import fits as amx_fits
 from superres.engine.budget import TAIL_MEMORY
+from superres.engine.kernels import CpuKernels
 from superres.engine.stripes import (
     STRIPE_PIXELS,
     ConvRows,
@@ -49,8 +51,6 @@ from superres.engine.stripes import (
     stripes,
 )
 from superres.engine.tail import TailMaps, rrdbnet_tail_fast
-from superres.engine.amx import fits as amx_fits
-from superres.engine.kernels import CpuKernels
 from superres.engine.winograd import fits as winograd_fits
 
 # Feature maps of the whole region that block-wise execution keeps: an RRDB's input, and the

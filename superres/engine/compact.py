@@ -73,7 +73,7 @@ def _slopes(activation: nn.Module, channels: int) -> torch.Tensor:
     elif isinstance(activation, nn.ReLU):
         slopes = torch.zeros(channels)
     else:
-        raise ValueError(f"unexpected activation {activation!r}")
+        raise TypeError(f"unexpected activation {activation!r}")
     return slopes.contiguous()
 
 

@@ -54,7 +54,6 @@ from superres.engine.blockwise import (
     supports_blockwise,
     winograd_speeds_up,
 )
-from superres.engine.compact import CompactPlan, compact_forward, plan_compact, supports_compact
 from superres.engine.budget import (
     MIN_TILE,
     activation_bytes_per_pixel,
@@ -63,9 +62,10 @@ from superres.engine.budget import (
     memory_budget,
 )
 from superres.engine.colour import Sink, luma, upscale_pixels
+from superres.engine.compact import CompactPlan, compact_forward, plan_compact, supports_compact
 from superres.engine.devices import PRECISIONS, cpu_has_amx, is_out_of_memory, resolve_device, resolve_precision
-from superres.engine.tiling import pad_to_multiple, round_up, tile_grid
 from superres.engine.kernels import CpuKernels
+from superres.engine.tiling import pad_to_multiple, round_up, tile_grid
 from superres.errors import ConfigError, SuperresError, WeightsError, about
 from superres.imageio import DEFAULT_MAX_PIXELS, array_to_pil, check_target, pil_to_array, read_image, write_image
 

@@ -70,7 +70,7 @@ def _cpu_fingerprint() -> str:
     return f"{capability}_{hashlib.sha256(flags.encode()).hexdigest()[:6]}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _build(cache_dir: Path | None) -> Any:
     """Compile (first time) or load the extension for this CPU and these sources (once per process)."""
     from torch.utils.cpp_extension import load  # imports setuptools: only when a kernel is needed
