@@ -558,7 +558,7 @@ def main() -> None:
     )
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument("--runs", type=int, default=3, help="timed calls per configuration and round")
-    parser.add_argument("--rounds", type=int, default=1, help="run the list of configurations this many times, interleaved")
+    parser.add_argument("--rounds", type=int, default=1, help="run the configurations this many times, interleaved")
     parser.add_argument("--baseline", default="peer", help="the row the × column divides by: an IMPL or a full label")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0, help="torch threads per process; 0 = torch's default")

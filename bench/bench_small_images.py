@@ -62,7 +62,8 @@ def main() -> None:
 
     small, large = crops(args.source, args.small, args.count), crops(args.source, args.large, 1)
     print(f"machine load before: {machine_load()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"\n| precision | {args.count} × {args.small}² s/out MP | 1 × {args.large}² s/out MP | ratio | prepared weights MB |")
+    folder, single = f"{args.count} × {args.small}² s/out MP", f"1 × {args.large}² s/out MP"
+    print(f"\n| precision | {folder} | {single} | ratio | prepared weights MB |")
     print("|---|---:|---:|---:|---:|")
     for precision in args.precision:
         upscaler = load_model(args.weights, device="cpu", precision=precision)

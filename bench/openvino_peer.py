@@ -38,7 +38,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def tiled_forward(forward: Callable[[np.ndarray], np.ndarray], x: np.ndarray, scale: int, tile: int, pad: int) -> np.ndarray:
+def tiled_forward(
+    forward: Callable[[np.ndarray], np.ndarray], x: np.ndarray, scale: int, tile: int, pad: int
+) -> np.ndarray:
     """Real-ESRGAN's tiling (``RealESRGANer.tile_process``) in NumPy: each tile with ``pad`` pixels of context."""
     if not tile:
         return forward(x)

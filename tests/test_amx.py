@@ -65,7 +65,8 @@ def test_dense_block_by_amx_equals_the_block_and_is_the_same_in_any_bands(amx: C
     outputs = []
     for bands in (1, 2, 3):
         out, accumulated = torch.full_like(x, float("nan")), skip.clone()
-        assert dense_block_amx(block, x, out, False, amx, bands) and dense_block_amx(block, x, accumulated, True, amx, bands)
+        assert dense_block_amx(block, x, out, False, amx, bands)
+        assert dense_block_amx(block, x, accumulated, True, amx, bands)
         outputs.append((out, accumulated))
     out, accumulated = outputs[0]
     assert (out.float() - expected).abs().max() <= 2**-8 * expected.abs().max()
@@ -77,7 +78,8 @@ def test_dense_block_by_amx_equals_the_block_and_is_the_same_in_any_bands(amx: C
 def test_x4plus_in_bf16_by_amx_is_close_to_fp32(amx: CpuKernels, shared: Path) -> None:
     """The engine as users run it on an AMX CPU (auto: bf16): ≥ 50 dB against fp32, the bar for bf16 paths."""
     weights = shared / "weights" / "RealESRGAN_x4plus_fp16round.pth"
-    image = np.asarray(Image.open(shared / "benchmarks" / "Set14" / "HR" / "lenna.png").convert("RGB"))[200:248, 180:236]
+    lenna = Image.open(shared / "benchmarks" / "Set14" / "HR" / "lenna.png")
+    image = np.asarray(lenna.convert("RGB"))[200:248, 180:236]
     low = load_model(weights, device="cpu", precision="bf16")
     assert low._winograd_kernel(torch.bfloat16) is not None  # the dense blocks go to the AMX kernel
     got = low.upscale(image).astype(np.float64)

@@ -67,7 +67,7 @@ def test_conv_rows_equal_the_direct_conv(kernel: CpuKernels, groups: list[int], 
 
 
 def test_fits_takes_only_what_the_kernel_computes() -> None:
-    """fp32 3×3 stride-1 convs with a bias on the CPU, output channels in 32s, every input group in 16s."""
+    """fp32 3×3 stride-1 convs with a bias on the CPU, output channels in 16s, every input group in 16s."""
 
     def conv(**options: object) -> torch.nn.Conv2d:
         settings = {"in_channels": 32, "out_channels": 64, "kernel_size": 3, "padding": 1, **options}
@@ -75,25 +75,35 @@ def test_fits_takes_only_what_the_kernel_computes() -> None:
 
     assert winograd.fits(conv(), [16, 16]) and winograd.fits(conv(), [32])
     assert not winograd.fits(conv(), [16, 8, 8])  # an input group the kernel cannot read
-    assert not winograd.fits(conv(out_channels=48), [32])
+    assert winograd.fits(conv(out_channels=48), [32]) and not winograd.fits(conv(out_channels=40), [32])
     refused = [
         conv(kernel_size=5, padding=2), conv(stride=2), conv(dilation=2, padding=2), conv(groups=2),
-        conv(bias=False), conv().double(), conv(out_channels=16), conv().to("meta"),
+        conv(bias=False), conv().double(), conv(out_channels=8), conv().to("meta"),
     ]  # fmt: skip
     assert [winograd.fits(c, [32]) for c in refused] == [False] * len(refused)
 
 
 def test_the_kernel_is_built_once_per_process_and_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """torch's loader re-checks a build on every call (seconds of CPU): load() keeps what it loaded."""
+    """torch's loader re-checks a build on every call (seconds of CPU): load() keeps what it loaded; each
+    CpuKernels keeps its own prepared weights (one per Upscaler)."""
+    import superres.engine.kernels as kernels
+
+    class Module:
+        def __init__(self, build_dir: Path) -> None:
+            self.build_dir = build_dir
+
+        def amx_available(self) -> bool:
+            return False
+
     built: list[Path] = []
-    monkeypatch.setattr(winograd, "_build", lambda build_dir: built.append(build_dir) or f"module in {build_dir}")
-    monkeypatch.setattr(winograd, "_LOADED", {})
+    monkeypatch.setattr(kernels, "_build", lambda build_dir: built.append(build_dir) or Module(build_dir))
+    monkeypatch.setattr(kernels, "_LOADED", {})
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    default, again, elsewhere = WinogradKernel.load(), WinogradKernel.load(), WinogradKernel.load(tmp_path / "other")
-    name = winograd._build_name()
+    default, again, elsewhere = CpuKernels.load(), CpuKernels.load(), CpuKernels.load(tmp_path / "other")
+    name = kernels._build_name()
     assert built == [tmp_path / "cache" / "superres" / "kernels" / name, tmp_path / "other" / name]
-    assert default is again and default._module == f"module in {built[0]}"
-    assert elsewhere is not default and elsewhere._module == f"module in {built[1]}"
+    assert default.module is again.module and default.module.build_dir == built[0] and default is not again
+    assert elsewhere.module.build_dir == built[1]
 
 
 def test_weight_transform_is_exact_in_float64() -> None:
@@ -190,7 +200,9 @@ def test_a_kernel_that_cannot_be_built_falls_back_with_a_warning(monkeypatch: py
     assert np.array_equal(got, expected)
 
 
-def test_fast_tail_with_conv_hr_by_winograd_equals_the_tail(kernel: CpuKernels, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fast_tail_with_conv_hr_by_winograd_equals_the_tail(
+    kernel: CpuKernels, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import superres.engine.tail as tail
 
     monkeypatch.setattr(tail, "STRIPE_PIXELS", 40)  # windows of a few rows at every resolution

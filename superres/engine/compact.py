@@ -126,7 +126,9 @@ def bands_for(height: int, threads: int) -> int:
     return max(1, min(threads, height // BAND_ROWS))
 
 
-def compact_forward(plan: CompactPlan, x: torch.Tensor, bands: int | None = None, rows: int = STRIPE_ROWS) -> torch.Tensor:
+def compact_forward(
+    plan: CompactPlan, x: torch.Tensor, bands: int | None = None, rows: int = STRIPE_ROWS
+) -> torch.Tensor:
     """``network(x)`` for an fp32 N×C×H×W ``x`` on the CPU, by ``plan``, in ``bands`` bands of rows (by
     default :func:`bands_for` torch's threads) and steps of ``rows`` rows. Returns fp32, channels-last."""
     n, channels, height, width = x.shape

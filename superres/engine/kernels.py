@@ -17,7 +17,6 @@ past that, a conv is prepared again at each use.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import shutil
@@ -70,15 +69,18 @@ def _cpu_fingerprint() -> str:
     return f"{capability}_{hashlib.sha256(flags.encode()).hexdigest()[:6]}"
 
 
-@functools.cache
-def _build(cache_dir: Path | None) -> Any:
-    """Compile (first time) or load the extension for this CPU and these sources (once per process)."""
+def _build_name() -> str:
+    """One build per CPU and source version: a shared home or an upgrade never loads a stale one."""
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in (SOURCE, *INCLUDED))).hexdigest()[:10]
+    return f"superres_kernels_{_cpu_fingerprint()}_{digest}"
+
+
+def _build(build_dir: Path) -> Any:
+    """Compile the kernels into ``build_dir`` (or find them built there) and import them."""
     from torch.utils.cpp_extension import load  # imports setuptools: only when a kernel is needed
 
     _put_ninja_on_path()
-    digest = hashlib.sha256(b"".join(path.read_bytes() for path in (SOURCE, *INCLUDED))).hexdigest()[:10]
-    name = f"superres_kernels_{_cpu_fingerprint()}_{digest}"
-    build_dir = (cache_dir or kernel_cache_dir()) / name
+    name = build_dir.name
     build_dir.mkdir(parents=True, exist_ok=True)
     if not any(build_dir.glob(f"{name}*.so")) and not any(build_dir.glob(f"{name}*.pyd")):
         print(f"superres: compiling the CPU kernels for this CPU (once, ~40 s) in {build_dir}", file=sys.stderr)
@@ -90,6 +92,11 @@ def _build(cache_dir: Path | None) -> Any:
         extra_ldflags=["-fopenmp"],
         verbose=False,
     )
+
+
+# Extensions loaded in this process, by build folder: torch's loader re-checks the build (ninja, several
+# seconds of CPU) on every call, and every Upscaler asks for the kernels.
+_LOADED: dict[Path, Any] = {}
 
 
 class CpuKernels:
@@ -105,9 +112,13 @@ class CpuKernels:
 
     @classmethod
     def load(cls, cache_dir: Path | None = None) -> CpuKernels:
-        """Build (first time, ~40 s) or load the kernels for this CPU. Raises ``RuntimeError`` (or
-        ``OSError``, ``ImportError``) when they cannot be built: no C++ compiler, no ninja, an unwritable cache."""
-        return cls(_build(cache_dir))
+        """Build (first time, ~40 s) or load the kernels for this CPU, the extension once per process;
+        each object keeps its own prepared weights. Raises ``RuntimeError`` (or ``OSError``,
+        ``ImportError``) when they cannot be built: no C++ compiler, no ninja, an unwritable cache."""
+        build_dir = (cache_dir or kernel_cache_dir()) / _build_name()
+        if build_dir not in _LOADED:
+            _LOADED[build_dir] = _build(build_dir)
+        return cls(_LOADED[build_dir])
 
     @property
     def prepared_bytes(self) -> int:
@@ -122,7 +133,8 @@ class CpuKernels:
         return self._kept("winograd", conv, input_groups, lambda: winograd.prepare(self.module, conv))
 
     def prepare_amx(self, conv: nn.Conv2d, input_groups: list[int]) -> amx.AmxConv | None:
-        """``conv`` ready for the AMX bf16 kernel, or ``None`` without AMX or if it does not :func:`~superres.engine.amx.fits`."""
+        """``conv`` ready for the AMX bf16 kernel, or ``None`` without AMX or if it does not
+        :func:`~superres.engine.amx.fits`."""
         if not (self.has_amx and amx.fits(conv, input_groups)):
             return None
         return self._kept("amx", conv, input_groups, lambda: amx.prepare(self.module, conv))
