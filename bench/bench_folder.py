@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from bench_inference import machine_load
+from bench_inference import machine_load  # also puts this checkout's superres first on sys.path
 
 from superres.engine.inference import Upscaler, load_model
 from superres.engine.pipeline import upscale_files

@@ -5,6 +5,9 @@
     python bench/bench_inference.py --size 256 --tile 128 --run eager:fp32 eager:fp32:cl eager:bf16:cl peer:fp32
     python bench/bench_inference.py --size 1024 2048 --tile 256 --run superres:auto --runs 1   # RSS vs size
     python bench/bench_inference.py ... --append                           # also add the table to RESULTS.md
+    bash bench/setup_openvino.sh                 # once: OpenVINO's throwaway venv
+    python bench/bench_inference.py --weights superres/weights/superres_x4.safetensors --tile 0 \
+        --run superres:auto superres:fp32 openvino:bf16 openvino:f32 --rounds 3 --runs 1 --baseline openvino:bf16
 
 Each configuration runs in a fresh subprocess (this script with ``--worker``, or the peer venv's
 ``realesrgan_peer.py``), so its peak RSS is its own; figures are the median of ``--runs`` timed
@@ -19,6 +22,13 @@ Configurations are ``IMPL:PRECISION[:OPTION...]``:
   ``freeze`` (compile with Inductor's weight freezing) — the bare network with Real-ESRGAN's tiling
   loop, to see which fast path pays (bf16 = CPU autocast, bf16w = weights and activations in bf16).
 - ``ort:fp32`` — the network exported by ``superres.models.export`` and run by onnxruntime, same tiling.
+- ``openvino:f32|bf16`` — the same ONNX file in Intel's OpenVINO runtime (``openvino_peer.py`` in the venv
+  of ``setup_openvino.sh``; the precision is its ``INFERENCE_PRECISION_HINT``), same tiling.
+
+``--rounds N`` runs the whole list of configurations N times, one after another (A B C A B C …), and
+takes each row's median over all its timed calls: on a shared machine, load that comes and goes then
+falls on every row alike, instead of on whichever row ran at the time. ``--baseline LABEL`` names the
+row the "×" column divides by (default: the RealESRGANer row, ``peer``).
 
 Columns: output MP/s, ms and CPU-seconds per output MP, peak RSS (and VRAM on GPU), × the peer's
 MP/s at the same tile, % of the hardware limit (this machine's 3×3 conv peak from
@@ -55,13 +65,17 @@ from PIL import Image
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
+# the superres of this checkout, not whichever one is installed (an editable install may point elsewhere)
+sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared"
 DEFAULT_WEIGHTS = SHARED / "weights" / "RealESRGAN_x4plus_fp16round.pth"
 DEFAULT_SOURCE = SHARED / "benchmarks" / "Set14" / "HR" / "monarch.png"
 PEER_PYTHON = BENCH / ".venv-peer" / "bin" / "python"
 PEER_SCRIPT = BENCH / "realesrgan_peer.py"
+OPENVINO_PYTHON = BENCH / ".venv-openvino" / "bin" / "python"
+OPENVINO_SCRIPT = BENCH / "openvino_peer.py"
 RESULTS = BENCH / "RESULTS.md"
-IMPLS = ("superres", "peer", "eager", "ort")
+IMPLS = ("superres", "peer", "eager", "ort", "openvino")
 DEFAULT_RUN = ("superres:fp32:direct", "superres:fp32", "superres:bf16", "peer:fp32")
 REAL_ESRGAN_TILE_PAD = 10  # RealESRGANer's and inference_realesrgan.py's default
 
@@ -321,7 +335,33 @@ def conv_peak(threads: int) -> dict[str, ConvPeak]:
 
 
 def run_config(config: Config, image: Path, args: argparse.Namespace, onnx_path: Path | None, save: Path) -> Result:
-    if config.impl == "peer":
+    if config.impl == "openvino":
+        if not OPENVINO_PYTHON.is_file():
+            raise SystemExit(f"the OpenVINO venv is missing: run `bash {BENCH / 'setup_openvino.sh'}` first")
+        from superres.models.weights import load_network
+
+        command = [
+            str(OPENVINO_PYTHON),
+            str(OPENVINO_SCRIPT),
+            str(image),
+            "--onnx",
+            str(onnx_path),
+            "--scale",
+            str(load_network(args.weights)[1].scale),
+            "--precision",
+            config.precision,
+            "--tile",
+            str(config.tile or 0),
+            "--tile-pad",
+            str(config.tile_pad),
+            "--runs",
+            str(args.runs),
+            "--warmup",
+            str(args.warmup),
+            "--save",
+            str(save),
+        ]
+    elif config.impl == "peer":
         if not PEER_PYTHON.is_file():
             raise SystemExit(f"the peer venv is missing: run `bash {BENCH / 'setup_peer.sh'}` first")
         command = [
@@ -381,6 +421,21 @@ def run_config(config: Config, image: Path, args: argparse.Namespace, onnx_path:
     )
 
 
+def merge(earlier: Result, later: Result) -> Result:
+    """One row from two rounds of the same configuration: all timed calls, the higher peak RSS, the
+    CPU wait over both (weighted by their wall time)."""
+    walls = (sum(earlier.times_s), sum(later.times_s))
+    waits = (earlier.cpu_wait, later.cpu_wait)
+    cpu_wait = None if None in waits else (waits[0] * walls[0] + waits[1] * walls[1]) / sum(walls)
+    return replace(
+        later,
+        times_s=earlier.times_s + later.times_s,
+        cpu_times_s=earlier.cpu_times_s + later.cpu_times_s,
+        peak_rss_mb=max(earlier.peak_rss_mb, later.peak_rss_mb),
+        cpu_wait=cpu_wait,
+    )
+
+
 def compare(result: Result, reference: Result) -> tuple[int, float]:
     """max |Δ| in levels and RGB PSNR (dB) of ``result``'s output against ``reference``'s."""
     a = np.asarray(Image.open(result.output_path).convert("RGB")).astype(np.int16)
@@ -389,7 +444,7 @@ def compare(result: Result, reference: Result) -> tuple[int, float]:
     return int(np.abs(a - b).max()), (math.inf if mse == 0 else 10 * math.log10(255**2 / mse))
 
 
-def machine_header(args: argparse.Namespace, peer_versions: dict[str, str] | None) -> list[str]:
+def machine_header(args: argparse.Namespace, peer_versions: dict[str, dict[str, str]]) -> list[str]:
     import torch
 
     cpu = next(
@@ -408,8 +463,9 @@ def machine_header(args: argparse.Namespace, peer_versions: dict[str, str] | Non
         import onnxruntime
 
         versions.append(f"onnxruntime {onnxruntime.__version__}")
-    if peer_versions:
-        versions.append("peer " + ", ".join(f"{k} {v}" for k, v in peer_versions.items() if k != "torch"))
+    for impl, found in peer_versions.items():
+        named = (v if k == impl else f"{k} {v}" for k, v in found.items() if k != "torch")
+        versions.append(f"{impl} " + ", ".join(named))
     lines = [
         f"- date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
         f"- machine: {cpu}, {os.cpu_count()} cores ({', '.join(isa)}), {mem_gib:.1f} GiB RAM, Python {platform.python_version()}",
@@ -417,6 +473,7 @@ def machine_header(args: argparse.Namespace, peer_versions: dict[str, str] | Non
         (
             f"- device {args.device}, threads {args.threads or torch.get_num_threads()}, "
             f"median of {args.runs} run(s) after {args.warmup} warm-up"
+            + (f", in each of {args.rounds} interleaved rounds" if args.rounds > 1 else "")
         ),
     ]
     if args.device.startswith("cuda"):
@@ -424,18 +481,18 @@ def machine_header(args: argparse.Namespace, peer_versions: dict[str, str] | Non
     return lines
 
 
-def table(results: list[Result], flops: float, peak: dict[str, ConvPeak] | None) -> list[str]:
+def table(results: list[Result], flops: float, peak: dict[str, ConvPeak] | None, baseline: str = "peer") -> list[str]:
     gpu = any(r.peak_vram_mb is not None for r in results)
     head = ["input", "config", "tile/pad", "median s", "out MP/s", "ms/out MP", "CPU s/out MP", "peak RSS MB"]
     head += ["peak VRAM MB"] if gpu else []
-    head += ["× peer", "% of limit", "% of limit (CPU time)", "max |Δ|", "PSNR dB", "CPU wait"]
+    head += [f"× {baseline}", "% of limit", "% of limit (CPU time)", "max |Δ|", "PSNR dB", "CPU wait"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
     # Rows with the same input and tile size are compared, whatever their pads (the column shows them).
     groups: dict[tuple[str, int | None], list[Result]] = {}
     for r in results:
         groups.setdefault((r.size, r.config.tile), []).append(r)
     for group in groups.values():
-        peer = next((r for r in group if r.config.impl == "peer"), None)
+        peer = next((r for r in group if baseline in (r.config.impl, r.config.label)), None)
         reference = group[0]
         for r in group:
             limit = (peak or {}).get("bf16" if r.config.precision.startswith("bf16") else "fp32")
@@ -451,7 +508,7 @@ def table(results: list[Result], flops: float, peak: dict[str, ConvPeak] | None)
                 f"{r.median_s:.2f}",
                 f"{r.mp_per_s:.4f}",
                 f"{1000 * r.median_s / r.output_mp:.0f}",
-                f"{statistics.median(r.cpu_times_s) / r.output_mp:.1f}",
+                f"{statistics.median(r.cpu_times_s) / r.output_mp:.3g}",
                 f"{r.peak_rss_mb:.0f}",
             ]
             row += [f"{r.peak_vram_mb:.0f}" if r.peak_vram_mb is not None else "–"] if gpu else []
@@ -500,7 +557,9 @@ def main() -> None:
         help="context around each tile, LR pixels; 'default': the engine's own (the others keep 10)",
     )
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="timed calls per configuration and round")
+    parser.add_argument("--rounds", type=int, default=1, help="run the configurations this many times, interleaved")
+    parser.add_argument("--baseline", default="peer", help="the row the × column divides by: an IMPL or a full label")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0, help="torch threads per process; 0 = torch's default")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -540,30 +599,33 @@ def main() -> None:
         folder = Path(tmp)
         images = [args.image] if args.image else [make_input(args.source, size, folder) for size in args.size]
         onnx_path = None
-        if any(c.impl == "ort" for c in configs):
+        if any(c.impl in ("ort", "openvino") for c in configs):
             from superres.models.export import export_onnx
 
             onnx_path = export_onnx(args.weights, folder / "model.onnx").path
         measure_peak = not args.no_conv_peak and args.device == "cpu"
         peak_before = conv_peak(args.threads) if measure_peak else None
-        results = []
-        for image in images:
-            for tile in tiles:
-                for config in configs:
-                    pad = None if args.tile_pad == "default" else int(args.tile_pad)
-                    if pad is None and config.impl != "superres":
-                        pad = REAL_ESRGAN_TILE_PAD
-                    tiled = replace(config, tile=tile, tile_pad=pad)
-                    if tile is None and config.impl != "superres":
-                        continue  # only our engine chooses a tile itself
-                    save = folder / f"out_{len(results)}.png"
-                    result = run_config(tiled, image, args, onnx_path, save)
-                    print(
-                        f"{result.size} {tiled.label} tile {tiled.tile_label}: {result.mp_per_s:.4f} MP/s "
-                        f"{result.peak_rss_mb:.0f} MB",
-                        file=sys.stderr,
-                    )
-                    results.append(result)
+        rows: dict[tuple[Path, Config], Result] = {}  # in the order of the first round
+        for round_ in range(args.rounds):
+            for image in images:
+                for tile in tiles:
+                    for config in configs:
+                        pad = None if args.tile_pad == "default" else int(args.tile_pad)
+                        if pad is None and config.impl != "superres":
+                            pad = REAL_ESRGAN_TILE_PAD
+                        tiled = replace(config, tile=tile, tile_pad=pad)
+                        if tile is None and config.impl != "superres":
+                            continue  # only our engine chooses a tile itself
+                        key = (image, tiled)
+                        save = folder / f"out_{list(rows).index(key) if key in rows else len(rows)}.png"
+                        result = run_config(tiled, image, args, onnx_path, save)
+                        print(
+                            f"round {round_ + 1}: {result.size} {tiled.label} tile {tiled.tile_label}: "
+                            f"{result.mp_per_s:.4f} MP/s {result.peak_rss_mb:.0f} MB",
+                            file=sys.stderr,
+                        )
+                        rows[key] = merge(rows[key], result) if key in rows else result
+        results = list(rows.values())
         flops = flops_per_output_pixel(args.weights)
         # the conv peak again after the rows: a shared host can run this VM at another speed for minutes
         # (seen here: the same conv at 113 and at 219 GFLOP/s, with no load visible inside); the higher
@@ -572,7 +634,7 @@ def main() -> None:
         peak = None
         if peak_before and peak_after:
             peak = {p: max(peak_before[p], peak_after[p], key=lambda g: g.wall) for p in peak_before}
-        peer_versions = next((r.extra["versions"] for r in results if "versions" in r.extra), None)
+        peer_versions = {r.config.impl: r.extra["versions"] for r in results if "versions" in r.extra}
         lines = [f"### {args.title or args.weights.name}", ""]
         lines += machine_header(args, peer_versions)
         lines.append(f"- machine load before: {before}; after: {machine_load()}")
@@ -585,7 +647,7 @@ def main() -> None:
             lines.append(f"- hardware limit (3×3 conv 64→64, channels_last, bench_conv_peak.py): {limits}")
             drift = ", ".join(f"{p} {peak_before[p].wall:.0f} → {peak_after[p].wall:.0f}" for p in peak)
             lines.append(f"- conv peak before → after the rows, GFLOP/s: {drift} (the limit uses the higher)")
-        lines += ["", *table(results, flops, peak), ""]
+        lines += ["", *table(results, flops, peak, args.baseline), ""]
     text = "\n".join(lines)
     print(text)
     if args.append:

@@ -193,8 +193,9 @@ def model_method(spec: str, scale: int = SCALE, device: str = "auto") -> Method:
 
     path = registry.resolve(spec)
     label = model_label(spec)
-    # fp32 even on a GPU: the figure's PSNR/SSIM should be the model's own, not those of an fp16 copy.
-    return upscaler_method(label, load_model(path, device=device, precision="fp32"), scale)
+    # fp32 even on a GPU: the figure's PSNR/SSIM should be the model's own, not those of an fp16 copy; and
+    # PyTorch's convs, not the faster CPU kernels (within a level of them): a figure the same on every CPU.
+    return upscaler_method(label, load_model(path, device=device, precision="fp32", winograd=False), scale)
 
 
 def interpolation_methods(

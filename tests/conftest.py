@@ -154,3 +154,17 @@ def time_limit() -> Callable[[float], AbstractContextManager[None]]:
     """``with time_limit(seconds):`` fails the test when the block runs longer: unbounded work shows as
     a failure, not as a suite that never ends (POSIX: SIGALRM, main thread)."""
     return _time_limit
+
+
+@pytest.fixture(scope="session")
+def cpu_kernels():
+    """The engine's compiled CPU kernels (superres.engine.kernels), built once for the whole session
+    (~40 s the first time on a machine, then loaded from the user cache). Skips without a C++ compiler;
+    where there is one, a failing build is a bug, not a skip."""
+    import shutil
+
+    if shutil.which("c++") is None:
+        pytest.skip("no C++ compiler to build the CPU kernels")
+    from superres.engine.kernels import CpuKernels
+
+    return CpuKernels.load()

@@ -184,7 +184,7 @@ def test_no_winograd_runs_the_direct_conv(tmp_path: Path, photo: np.ndarray, mon
 
     from superres.archs import RRDBNet
     from superres.engine.inference import Upscaler
-    from superres.engine.winograd import WinogradKernel
+    from superres.engine.kernels import CpuKernels
     from superres.models.detect import describe
     from superres.models.weights import save_network
 
@@ -195,8 +195,8 @@ def test_no_winograd_runs_the_direct_conv(tmp_path: Path, photo: np.ndarray, mon
     source = tmp_path / "pic.png"
     Image.fromarray(photo[:16, :24]).save(source)
     loads: list[int] = []
-    load = WinogradKernel.load.__func__
-    monkeypatch.setattr(WinogradKernel, "load", classmethod(lambda cls, *a: loads.append(1) or load(cls, *a)))
+    load = CpuKernels.load.__func__
+    monkeypatch.setattr(CpuKernels, "load", classmethod(lambda cls, *a: loads.append(1) or load(cls, *a)))
 
     args = ("--model", str(weights), "--device", "cpu", "--precision", "fp32")
     code, _, err = _upscale(str(source), "-o", str(tmp_path / "direct.png"), *args, "--no-winograd")

@@ -69,8 +69,8 @@ def test_default_model_scores_are_the_readme_table(shared: Path, sets: tuple[str
 
 def test_bf16_costs_what_the_readme_says_on_x4plus(shared: Path) -> None:
     """`--precision auto` is bf16 where the CPU has it: README bounds its cost against fp32 output (RGB PSNR,
-    Real-ESRGAN x4plus, Set5 + Set14). Baboon is the worst of the 19 images: measured 46.12 dB (Xeon, AMX),
-    46.5 (Zen 4); the rest 47.2–53.0. The whole image: a crop of it can fall lower (its top-left 64×64:
+    Real-ESRGAN x4plus, Set5 + Set14). Baboon is the worst of the 19 images: measured 46.81 dB (Xeon, superres's
+    AMX kernels; 46.12 by PyTorch's bf16), 46.5 (Zen 4); the rest 47.2–53.0. The whole image: a crop of it can fall lower (its top-left 64×64:
     43.3 dB), but the claim is about images."""
     bound = readme_number(r"at ≥ ([\d.]+) dB PSNR from the fp32 output")
     lr = np.asarray(Image.open(shared / "benchmarks" / "Set14" / "LR_bicubic" / "X4" / "baboon.png").convert("RGB"))

@@ -19,7 +19,10 @@ tile edges than it would on the whole image. Two ways to make pieces agree with 
   its budget, and overlapping regions (with the wide context above) beyond that.
 
 In fp32 on CPU the stripes' convs can run by Winograd's F(4×4, 3×3) (:mod:`superres.engine.winograd`),
-which reads the block input and growth outputs where they lie instead of concatenating them.
+which reads the block input and growth outputs where they lie instead of concatenating them. In bf16
+on CPUs with AMX, a whole dense block runs in C++ (``csrc/dense.cpp``): its convs on AMX tiles
+(:mod:`superres.engine.amx`) with LeakyReLU and the residual sums fused, in the same lagged stripes,
+one band of rows per thread, so that threads meet once per block rather than once per conv and stripe.
 
 RRDBNet's upsampling tail has a fast equivalent too (:mod:`superres.engine.tail`): the same
 output from fewer multiply-adds, in cache-sized windows of rows.
@@ -34,7 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from superres.archs.rrdbnet import RESIDUAL_SCALE, ResidualDenseBlock, RRDBNet
+from superres.engine.amx import fits as amx_fits
 from superres.engine.budget import TAIL_MEMORY
+from superres.engine.kernels import CpuKernels
 from superres.engine.stripes import (
     STRIPE_PIXELS,
     ConvRows,
@@ -46,12 +51,15 @@ from superres.engine.stripes import (
     stripes,
 )
 from superres.engine.tail import TailMaps, rrdbnet_tail_fast
-from superres.engine.winograd import WinogradKernel
 from superres.engine.winograd import fits as winograd_fits
 
 # Feature maps of the whole region that block-wise execution keeps: an RRDB's input, and the
 # outputs of its first and second dense block (the third writes the RRDB's output in place).
 BLOCKWISE_MAPS = 3
+
+# A dense block by AMX (csrc/dense.cpp): rows each step of a conv computes, fewest rows of a band
+AMX_STRIPE_ROWS = 8
+AMX_BAND_ROWS = 32
 
 
 def supports_blockwise(network: nn.Module) -> bool:
@@ -71,11 +79,12 @@ def dense_block_in_stripes(
     target: torch.Tensor,
     rows: int,
     residual: bool = False,
-    winograd: WinogradKernel | None = None,
+    winograd: CpuKernels | None = None,
 ) -> None:
     """``target = block(x)`` computed in stripes of ``rows`` rows; with ``residual``,
     ``target += β · block(x)`` (the RRDB's scaled skip, in place). ``target`` is not ``x``.
-    With ``winograd`` (fp32 on CPU), the convs run by Winograd's F(4×4, 3×3) where their channels fit it.
+    With ``winograd`` (the compiled kernels: fp32 on CPU), the convs run by Winograd's F(4×4, 3×3) where
+    their channels fit it; in bf16 on a CPU with AMX, the whole block runs by :func:`dense_block_amx`.
 
     Conv j of the stripe ``[r0, r1)`` computes rows ``[r0 + 5 - j, r1 + 5 - j)`` (from 0 on the
     first stripe, to the bottom on the last): one row behind conv j - 1, whose output it reads one
@@ -83,6 +92,8 @@ def dense_block_in_stripes(
     (x1 … x4) is kept for the stripe after, for the 6 - j rows above its new ones that the later
     convs there still read.
     """
+    if winograd is not None and x.dtype == torch.bfloat16 and dense_block_amx(block, x, target, residual, winograd):
+        return
     height, convs = x.shape[-2], (block.conv1, block.conv2, block.conv3, block.conv4, block.conv5)
     slope = block.lrelu.negative_slope
     groups = _dense_block_input_groups(block)
@@ -117,6 +128,50 @@ def dense_block_in_stripes(
                     target[:, :, lo:hi] = result
 
 
+def dense_block_amx(
+    block: ResidualDenseBlock,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    residual: bool,
+    kernels: CpuKernels,
+    bands: int | None = None,
+) -> bool:
+    """``target = block(x)`` (``+=`` β · it with ``residual``) by ``csrc/dense.cpp`` on AMX tiles, bf16
+    maps, in ``bands`` bands of rows (default: one per thread, of at least ``AMX_BAND_ROWS``): ``False``
+    (nothing done) where the CPU has no AMX or the block's channels do not fit."""
+    convs = (block.conv1, block.conv2, block.conv3, block.conv4, block.conv5)
+    groups = _dense_block_input_groups(block)
+    prepared = [kernels.prepare_amx(conv, groups[:j]) for j, conv in enumerate(convs, start=1)]
+    if not all(p is not None and p.padded_out_channels == p.out_channels for p in prepared):
+        return False
+    if bands is None:
+        bands = max(1, min(torch.get_num_threads(), x.shape[-2] // AMX_BAND_ROWS))
+    for n in range(x.shape[0]):
+        kernels.module.dense_block_amx(
+            x[n].permute(1, 2, 0),
+            target[n].permute(1, 2, 0),
+            [p.weight for p in prepared],
+            [p.bias for p in prepared],
+            block.lrelu.negative_slope,
+            RESIDUAL_SCALE,
+            residual,
+            AMX_STRIPE_ROWS,
+            bands,
+        )
+    return True
+
+
+def amx_speeds_up(network: nn.Module) -> bool:
+    """Whether ``network``'s dense blocks would run by :func:`dense_block_amx` on a CPU with AMX."""
+    if not isinstance(network, RRDBNet) or len(network.body) == 0:
+        return False
+    block = network.body[0].rdb1
+    convs, groups = (block.conv1, block.conv2, block.conv3, block.conv4, block.conv5), _dense_block_input_groups(block)
+    return all(amx_fits(conv, groups[:j]) for j, conv in enumerate(convs, start=1)) and all(
+        conv.out_channels % 32 == 0 for conv in convs
+    )
+
+
 def _dense_block_input_groups(block: ResidualDenseBlock) -> list[int]:
     """Channels of the block input and of each growth output: conv j reads the first j groups."""
     return [block.conv1.in_channels] + [block.conv1.out_channels] * 4
@@ -136,7 +191,7 @@ def rrdbnet_body_blockwise(
     x: torch.Tensor,
     tile: int,
     on_block: Callable[[int, int], None] | None = None,
-    winograd: WinogradKernel | None = None,
+    winograd: CpuKernels | None = None,
 ) -> torch.Tensor:
     """``network.forward_body(x)``, computed one dense block at a time in stripes of about ``tile²``
     pixels (on CPU at most ``STRIPE_PIXELS``, which run faster than larger ones); ``on_block(done, total)``
@@ -188,7 +243,7 @@ def run_network(
     tile: int | None = None,
     tail_budget: int = TAIL_MEMORY,
     on_block: Callable[[int, int], None] | None = None,
-    winograd: WinogradKernel | None = None,
+    winograd: CpuKernels | None = None,
 ) -> torch.Tensor:
     """``network(x)``. RRDBNet runs its fast equivalents (superres.engine.blockwise): with a ``tile`` or a
     ``winograd`` kernel, the body block-wise in stripes of about ``tile²`` pixels (exact;

@@ -23,9 +23,12 @@ memory budget (free RAM or VRAM); out of memory halves the tile and retries.
 
 **Precision.** ``fp16``/``bf16`` run a low-precision copy of the network; a tile whose output has a
 NaN or inf is rerun in fp32 with a warning. NaN or inf in fp32 is an error (:class:`WeightsError`):
-clamped, it would be written as a black or white image. In fp32 on CPU, RRDBNet's dense blocks run by
-Winograd's F(4×4, 3×3) (:mod:`superres.engine.winograd`, compiled on first use), ~2× faster and within
-1 level of the direct conv; ``winograd=False`` keeps PyTorch's conv.
+clamped, it would be written as a black or white image. On a CPU, compiled kernels
+(:mod:`superres.engine.kernels`, built on first use) run the convs where they apply: in fp32, RRDBNet's
+dense blocks and all of SRVGGNetCompact by Winograd's F(4×4, 3×3) (:mod:`superres.engine.winograd`),
+~2× faster and within 1 level of the direct conv; in bf16 on CPUs with AMX, SRVGGNetCompact and
+RRDBNet's dense blocks on AMX tiles with their activations fused (:mod:`superres.engine.amx`,
+:mod:`superres.engine.compact`). ``winograd=False`` keeps PyTorch's convs.
 """
 
 from __future__ import annotations
@@ -44,7 +47,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from superres.engine.blockwise import blockwise_map_bytes, run_network, supports_blockwise, winograd_speeds_up
+from superres.engine.blockwise import (
+    amx_speeds_up,
+    blockwise_map_bytes,
+    run_network,
+    supports_blockwise,
+    winograd_speeds_up,
+)
 from superres.engine.budget import (
     MIN_TILE,
     activation_bytes_per_pixel,
@@ -53,9 +62,10 @@ from superres.engine.budget import (
     memory_budget,
 )
 from superres.engine.colour import Sink, luma, upscale_pixels
+from superres.engine.compact import CompactPlan, compact_forward, plan_compact, supports_compact
 from superres.engine.devices import PRECISIONS, cpu_has_amx, is_out_of_memory, resolve_device, resolve_precision
+from superres.engine.kernels import CpuKernels
 from superres.engine.tiling import pad_to_multiple, round_up, tile_grid
-from superres.engine.winograd import WinogradKernel
 from superres.errors import ConfigError, SuperresError, WeightsError, about
 from superres.imageio import DEFAULT_MAX_PIXELS, array_to_pil, check_target, pil_to_array, read_image, write_image
 
@@ -106,9 +116,10 @@ class Upscaler:
 
     ``tile``: LR tile size in pixels; ``None`` chooses from the image size and free memory, ``0``
     runs the whole image at once. ``tile_pad``: context around each tile (``None``: enough for
-    tiled output to equal untiled output, see :func:`default_tile_pad`). ``winograd``: run RRDBNet's
-    dense blocks by Winograd's F(4×4, 3×3) in fp32 on CPU (:mod:`superres.engine.winograd`; 2.2× faster,
-    compiled on first use; ``False``: the direct conv, as PyTorch computes it).
+    tiled output to equal untiled output, see :func:`default_tile_pad`). ``winograd``: on a CPU, run the
+    convs by the compiled kernels where they apply (:mod:`superres.engine.kernels`: Winograd's F(4×4, 3×3)
+    in fp32, ~2× faster; AMX tiles in bf16; compiled on first use); ``False``: the direct conv, as
+    PyTorch computes it.
     """
 
     def __init__(
@@ -138,8 +149,9 @@ class Upscaler:
         self._module = module.eval()
         self._networks: dict[torch.dtype, nn.Module] = {}
         self.winograd = winograd
-        self._kernel: WinogradKernel | None = None
+        self._kernel: CpuKernels | None = None
         self._kernel_tried = False
+        self._plans: dict[torch.dtype, CompactPlan | None] = {}
         if precision == "auto" and self.precision == "bf16" and self._winograd_outruns_bf16():
             self.precision = "fp32"
         self._network(PRECISIONS[self.precision])  # build now: a bad device shows up here, not mid-batch
@@ -318,7 +330,8 @@ class Upscaler:
     def _sr(self, x: torch.Tensor, tile: int, on_block: Progress | None = None) -> torch.Tensor:
         dtype = PRECISIONS[self.precision]
         out = self._forward(x, dtype, tile, on_block)
-        if dtype != torch.float32 and not torch.isfinite(out).all():
+        # (the compact plan's kernels sum and activate in fp32: they overflow only where fp32 does)
+        if dtype != torch.float32 and self._compact_plan(dtype) is None and not torch.isfinite(out).all():
             warnings.warn(
                 f"{self.precision} produced NaN/inf in a tile (values beyond its range); that tile was rerun in fp32",
                 stacklevel=2,
@@ -334,35 +347,57 @@ class Upscaler:
     def _forward(
         self, x: torch.Tensor, dtype: torch.dtype, tile: int, on_block: Progress | None = None
     ) -> torch.Tensor:
+        plan = self._compact_plan(dtype)
+        if plan is not None:  # SRVGGNetCompact by the kernels, in stripes: fp32 input, fp32 weights
+            return compact_forward(plan, x.to(torch.float32))
         batch = x.to(self.device, dtype).contiguous(memory_format=torch.channels_last)
         network, kernel = self._network(dtype), self._winograd_kernel(dtype)
         return run_network(network, batch, tile, on_block=on_block, winograd=kernel).to("cpu", torch.float32)
 
     def _winograd_outruns_bf16(self) -> bool:
-        """``auto`` on a CPU: RRDBNet in fp32 by the Winograd kernel ran faster than in bf16 on this
-        project's Zen 4 (x4plus, 512²: 0.177 against 0.158 out MP/s) and within 1 level of the direct
-        fp32 conv where bf16 is up to 6 levels off (bench/RESULTS.md, session 4). Not with AMX, whose
-        bf16 tiles are several times faster; not if the kernel cannot be built here (that warns)."""
+        """``auto`` on a CPU with native bf16 but without AMX: RRDBNet in fp32 by the Winograd kernel ran
+        faster than in bf16 on this project's Zen 4 (x4plus, 512²: 0.177 against 0.158 out MP/s) and within
+        1 level of the direct fp32 conv where bf16 is up to 6 levels off (bench/RESULTS.md, session 4); so
+        did SRVGGNetCompact (session 5). Not with AMX, whose bf16 tiles are several times faster; not if
+        the kernel cannot be built here (that warns)."""
         return not cpu_has_amx() and self._winograd_kernel(torch.float32) is not None
 
-    def _winograd_kernel(self, dtype: torch.dtype) -> WinogradKernel | None:
-        """The Winograd kernel where it applies (RRDBNet, fp32, CPU), built on first use; ``None``
-        (with one warning) when it cannot be built here."""
-        if not (self.winograd and dtype == torch.float32 and self.device.type == "cpu"):
+    def _winograd_kernel(self, dtype: torch.dtype) -> CpuKernels | None:
+        """The compiled kernels where they apply on a CPU — RRDBNet's dense blocks and SRVGGNetCompact, in
+        fp32 (Winograd) and in bf16 where the CPU has AMX — built on first use; ``None`` (with one
+        warning) when they cannot be built here."""
+        if not (self.winograd and self.device.type == "cpu" and self._kernels_apply(dtype)):
             return None
-        if self._kernel_tried or not winograd_speeds_up(self._module):  # None until a load was tried
+        if self._kernel_tried:  # None until a load was tried
             return self._kernel
         self._kernel_tried = True
         try:
-            self._kernel = WinogradKernel.load()
+            self._kernel = CpuKernels.load()
         except (RuntimeError, OSError, ImportError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             warnings.warn(
-                f"the fp32 Winograd kernel could not be built ({reason}); fp32 runs the direct conv, about 2× "
-                f"slower. It needs a C++ compiler and ninja; --no-winograd skips trying.",
+                f"the CPU kernels (fp32 Winograd, bf16 AMX) could not be built ({reason}); the direct conv "
+                f"runs instead, about 2× slower. They need a C++ compiler and ninja; --no-winograd skips trying.",
                 stacklevel=3,
             )
         return self._kernel
+
+    def _kernels_apply(self, dtype: torch.dtype) -> bool:
+        if dtype == torch.bfloat16 and not cpu_has_amx():
+            return False
+        if supports_compact(self._module):
+            return dtype in (torch.float32, torch.bfloat16)
+        if dtype == torch.bfloat16:
+            return amx_speeds_up(self._module)
+        return dtype == torch.float32 and winograd_speeds_up(self._module)
+
+    def _compact_plan(self, dtype: torch.dtype) -> CompactPlan | None:
+        """How the kernels run SRVGGNetCompact in ``dtype`` (prepared once: the weights they read), or
+        ``None`` where they do not apply."""
+        if dtype not in self._plans:
+            kernels = self._winograd_kernel(dtype) if supports_compact(self._module) else None
+            self._plans[dtype] = None if kernels is None else plan_compact(self._module, kernels, dtype)
+        return self._plans[dtype]
 
     def _network(self, dtype: torch.dtype) -> nn.Module:
         """The network on the device in ``dtype``; the fp32 module given is the master copy."""

@@ -15,7 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from superres.engine.winograd import WinogradConv, WinogradKernel
+from superres.engine.amx import AmxConv
+from superres.engine.kernels import CpuKernels
+from superres.engine.winograd import WinogradConv
 
 # Pixels of one block-wise stripe on CPU. Measured on x4plus (one dense block, 512² input, 2 threads,
 # Zen 4 with 32 MB L3), GFLOP/s by stripe height at width 512 — fp32: 16 rows 172, 32: 178, 48: 178,
@@ -55,8 +57,8 @@ def conv_rows(conv: nn.Conv2d, window: torch.Tensor, first: int, lo: int, hi: in
 @dataclass
 class ConvRows:
     """Rows ``[lo, hi)`` of ``conv`` over a map ``height`` rows high, from its input rows ``[first, …)``
-    given as channel groups (``parts``): by the direct conv, or by ``fast`` (the Winograd kernel's
-    preparation of ``conv``), which reads the groups where they are."""
+    given as channel groups (``parts``): by the direct conv, or by ``fast`` (a compiled kernel's
+    preparation of ``conv``: Winograd in fp32, AMX in bf16), which reads the groups where they are."""
 
     conv: nn.Conv2d
     parts: list[torch.Tensor]
@@ -64,7 +66,7 @@ class ConvRows:
     lo: int
     hi: int
     height: int
-    fast: WinogradConv | None
+    fast: WinogradConv | AmxConv | None
 
     def compute(self) -> torch.Tensor:
         if self.fast is None:
@@ -81,6 +83,13 @@ class ConvRows:
             self.fast.rows(self.parts, self.first, self.lo, self.hi, self.height, out, slope)
 
 
+def _fast(kernels: CpuKernels, conv: nn.Conv2d, x: torch.Tensor) -> WinogradConv | AmxConv | None:
+    if x.dtype != torch.bfloat16:
+        return kernels.prepare(conv, [x.shape[1]])
+    prepared = kernels.prepare_amx(conv, [x.shape[1]])
+    return prepared if prepared is not None and prepared.padded_out_channels == conv.out_channels else None
+
+
 def empty_rows(like: torch.Tensor, channels: int, rows: int) -> torch.Tensor:
     shape = (like.shape[0], channels, rows, like.shape[-1])
     return torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=torch.channels_last)
@@ -92,12 +101,12 @@ def conv_in_rows(
     out: torch.Tensor,
     rows: int,
     slope: float | None,
-    winograd: WinogradKernel | None = None,
+    winograd: CpuKernels | None = None,
 ) -> None:
     """``out = conv(x)``, then ``leaky_relu`` unless ``slope`` is None, ``rows`` rows at a time
-    (by ``winograd`` where the conv fits it)."""
+    (by the compiled kernels ``winograd`` where the conv fits one: Winograd in fp32, AMX in bf16)."""
     height = x.shape[-2]
-    fast = winograd.prepare(conv, [x.shape[1]]) if winograd else None
+    fast = None if winograd is None else _fast(winograd, conv, x)
     for r0, r1 in stripes(height, rows):
         window = rows_with_context(r0, r1, height)
         rows_of = ConvRows(conv, [x[:, :, window]], window.start, r0, r1, height, fast)

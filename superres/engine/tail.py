@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from superres.archs.rrdbnet import RRDBNet
+from superres.engine.kernels import CpuKernels
 from superres.engine.stripes import STRIPE_PIXELS, conv_in_rows, rows_with_context, stripe_rows, stripes
-from superres.engine.winograd import WinogradKernel
 
 
 def nearest_upsample_conv_weight(conv: nn.Conv2d) -> torch.Tensor:
@@ -80,7 +80,7 @@ class TailMaps:
 
 
 def rrdbnet_tail_fast(
-    network: RRDBNet, feat: torch.Tensor, maps: TailMaps | None = None, winograd: WinogradKernel | None = None
+    network: RRDBNet, feat: torch.Tensor, maps: TailMaps | None = None, winograd: CpuKernels | None = None
 ) -> torch.Tensor:
     """``network.forward_tail(feat)``, equal up to float rounding, in less time on CPU (x4plus,
     36 × 512 feature rows, 2 threads: fp32 338 → 287 ms, bf16 173 → 149 ms, before reusing ``maps``).
@@ -90,8 +90,8 @@ def rrdbnet_tail_fast(
     * On CPU, every conv runs over windows of rows of about ``STRIPE_PIXELS`` output pixels, whose
       working set stays in cache (conv_hr + activation over a 144 × 2048 map: 157 ms whole, 107 ms
       in windows of 32 rows), and writes its activation straight into the next conv's input.
-    * With ``winograd`` (fp32, CPU), conv_hr — the tail's largest conv, 64 → 64 at the output
-      resolution — runs by F(4×4, 3×3).
+    * With ``winograd`` (the compiled kernels), conv_hr — the tail's largest conv, 64 → 64 at the output
+      resolution — runs by F(4×4, 3×3) in fp32, on AMX tiles in bf16.
 
     With ``maps``, the result is a view of one of them: use it before the next call with the same ``maps``.
     """
