@@ -12,6 +12,7 @@ from superres.errors import WeightsError
 from superres.models.detect import (
     FAMILIES,
     build_network,
+    check_hparams,
     complete_hparams,
     convert_esrgan_new,
     convert_esrgan_old,
@@ -222,6 +223,30 @@ def test_describe_and_to_dict():
     as_dict = info.to_dict()
     assert as_dict["arch"] == "SRVGGNetCompact" and as_dict["hparams"]["num_conv"] == 1
     assert as_dict["num_params"] == sum(p.numel() for p in net.parameters()) and as_dict["layout"] == "superres"
+
+
+def test_hyper_parameters_are_bounded_by_the_tensors_before_anything_is_built():
+    """check_hparams: types as the constructor's defaults, names of at most 64 characters, a scale the family
+    builds, layer counts from 0 to the number of tensors, widths from 1 to the widest tensor dimension."""
+    state_dict = {"a": torch.zeros(64, 3, 3, 3), "b": torch.zeros(64)}  # 2 tensors, widest 64
+    check_hparams("RRDBNet", {"num_block": 0, "num_feat": 1, "num_grow_ch": 64, "scale": 8}, state_dict)
+    check_hparams("RRDBNet", {"num_block": 2}, state_dict)
+    check_hparams("SRVGGNetCompact", {"num_conv": 1, "act_type": "x" * 64}, state_dict)
+    refused = [
+        ("RRDBNet", {"num_block": "3"}, "RRDBNet: num_block must be int (like 23), not '3'"),
+        ("SRResNet", {"num_block": 1, "batch_norm": 1}, "SRResNet: batch_norm must be bool (like True), not 1"),
+        ("SRVGGNetCompact", {"num_conv": 1, "act_type": "x" * 65}, "SRVGGNetCompact: act_type is 65 characters long; expected a name like 'prelu'"),
+        ("RRDBNet", {"scale": 3}, "RRDBNet: scale 3 is not a scale it builds (1, 2, 4, 8)"),
+        ("RRDBNet", {"num_block": 3}, "RRDBNet: num_block=3, but the file holds 2 tensors (at most that many)"),
+        ("RRDBNet", {"num_block": -1}, "RRDBNet: num_block=-1, but the file holds 2 tensors (at most that many)"),
+        ("RRDBNet", {"num_feat": 65}, "RRDBNet: num_feat=65 is not a width the tensors have (1 to 64)"),
+        ("RRDBNet", {"num_feat": 0}, "RRDBNet: num_feat=0 is not a width the tensors have (1 to 64)"),
+    ]  # fmt: skip
+    for arch, hparams, message in refused:
+        with pytest.raises(WeightsError, match=f"^{re.escape(message)}$"):
+            check_hparams(arch, hparams, state_dict)
+    with pytest.raises(WeightsError, match=re.escape("SRVGGNetCompact: num_in_ch=1 is not a width the tensors have (1 to 0)")):
+        check_hparams("SRVGGNetCompact", {"num_in_ch": 1, "num_conv": 0}, {})  # no tensors: nothing is wide enough
 
 
 def test_malformed_family_keys_are_a_weights_error():

@@ -106,7 +106,9 @@ def test_bad_inputs_are_refused() -> None:
     with pytest.raises(ValueError, match="crop_border must be >= 0, not -1"):
         psnr(image, image, crop_border=-1)
     with pytest.raises(ValueError, match="cropping 10 px leaves nothing of a 32×20 image"):
-        psnr(image, image, crop_border=10)
+        psnr(image, image, crop_border=10)  # no columns left
+    with pytest.raises(ValueError, match="cropping 10 px leaves nothing of a 20×32 image"):
+        psnr(image.transpose(1, 0, 2), image.transpose(1, 0, 2), crop_border=10)  # no rows left
     with pytest.raises(ValueError, match=r"at least 11×11 pixels after cropping, got \(22, 10\)"):
         ssim(image, image, crop_border=5)
     with pytest.raises(ValueError, match=r"rgb_to_y needs an H×W×3 RGB image, got shape \(32, 20\)"):
@@ -188,7 +190,9 @@ def test_torch_batch_refuses_bad_inputs_and_scores_the_smallest() -> None:
     with pytest.raises(ValueError, match="crop_border must be >= 0, not -1"):
         psnr_batch(t, u, crop_border=-1)
     with pytest.raises(ValueError, match=r"cropping 10 px leaves nothing of \(20, 32\) images"):
-        psnr_batch(t, u, crop_border=10)
+        psnr_batch(t, u, crop_border=10)  # no rows left
+    with pytest.raises(ValueError, match=r"cropping 10 px leaves nothing of \(32, 20\) images"):
+        psnr_batch(t.transpose(2, 3), u.transpose(2, 3), crop_border=10)  # no columns left
     with pytest.raises(ValueError, match=r"at least 11×11 pixels after cropping, got \(10, 22\)"):
         ssim_batch(t, u, crop_border=5)
     scores = psnr_batch(t, u, crop_border=0)
@@ -200,6 +204,9 @@ def test_torch_batch_refuses_bad_inputs_and_scores_the_smallest() -> None:
     assert psnr_batch(t[:, :, :19, :21], u[:, :, :19, :21], crop_border=9)[0].item() == pytest.approx(
         psnr(eight[0][0][:19, :21], eight[1][0][:19, :21], crop_border=9), abs=1e-9
     )  # 1 × 3
+    assert psnr_batch(t[:, :, :21, :19], u[:, :, :21, :19], crop_border=9)[0].item() == pytest.approx(
+        psnr(eight[0][0][:21, :19], eight[1][0][:21, :19], crop_border=9), abs=1e-9
+    )  # 3 × 1
     assert ssim_batch(t[:, :, :15, :15], u[:, :, :15, :15], crop_border=2)[0].item() == pytest.approx(
         ssim(eight[0][0][:15, :15], eight[1][0][:15, :15], crop_border=2), abs=1e-9
     )

@@ -346,8 +346,9 @@ def test_buffers_no_state_dict_fills_are_an_error():
 
     with torch.device("meta"):
         network = torch.nn.Linear(2, 2)
-        network.register_buffer("table", torch.zeros(3), persistent=False)
-    with pytest.raises(RuntimeError, match=r"^net: tensors not in the state dict stay uninitialised: \['table'\]$"):
+        for name in ("a", "b", "c", "d"):
+            network.register_buffer(name, torch.zeros(3), persistent=False)
+    with pytest.raises(RuntimeError, match=r"^net: tensors not in the state dict stay uninitialised: \['a', 'b', 'c'\]$"):
         _load_strict(network, {"weight": torch.zeros(2, 2), "bias": torch.zeros(2)}, "net")
 
 
@@ -390,6 +391,27 @@ def test_a_failed_write_raises_its_own_error_and_leaves_nothing(tmp_path: Path, 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_what_the_unpickler_said_is_passed_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """torch's refusals name a global, or give a reason (cut at 120 characters), or neither; an unpickling
+    error that is none of these is "not readable"."""
+    from superres.models.weights import _refusal
+
+    assert _refusal(pickle.UnpicklingError("Weights only load failed. WeightsUnpickler error: " + "y" * 200)) == (
+        "it holds more than plain weights (" + "y" * 120 + ")"
+    )
+    assert _refusal(pickle.UnpicklingError("Weights only load failed.")) == "it holds more than plain weights (see torch.load)"
+    assert _refusal(pickle.UnpicklingError("invalid load key, 'x'.")) is None
+    path = tmp_path / "m.pth"
+    torch.save({"w": torch.zeros(1)}, path)
+
+    def unreadable(*args, **kwargs):
+        raise pickle.UnpicklingError("invalid load key, 'x'.\nmore")
+
+    monkeypatch.setattr(torch, "load", unreadable)
+    with pytest.raises(WeightsError, match=rf"^{re.escape(str(path))}: not a readable PyTorch checkpoint \(invalid load key, 'x'\.\)$"):
+        read_state_dict(path)
+
+
 def test_first_line_of_an_error():
     from superres.models.weights import _first_line
 
@@ -406,3 +428,61 @@ def test_pickles_are_opened_weights_only_whatever_torchs_default(tmp_path: Path,
     monkeypatch.setattr(torch, "load", lambda *args, **kwargs: calls.append(kwargs) or load(*args, **kwargs))
     load_network(tmp_path / "m.pth")
     assert calls == [{"weights_only": True, "map_location": "cpu"}]
+
+
+def test_write_errors_from_safetensors_become_what_they_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """safetensors reports I/O errors in its own type: a full disk becomes the OSError it is (errno, path),
+    anything else one line naming the file."""
+    import superres.models.weights as weights
+    from safetensors import SafetensorError
+
+    def failing(message: str):
+        def save_file(tensors, path, metadata=None):
+            raise SafetensorError(message)
+
+        return save_file
+
+    target = tmp_path / "m.safetensors"
+    monkeypatch.setattr(weights, "save_file", failing("Error while serializing: No space left on device (os error 28)"))
+    with pytest.raises(OSError) as excinfo:
+        save_network(target, _small_srresnet(), "SRResNet", SMALL)
+    assert (excinfo.value.errno, excinfo.value.strerror, excinfo.value.filename) == (28, os.strerror(28), str(target))
+    monkeypatch.setattr(weights, "save_file", failing("invalid metadata\nsecond line"))
+    with pytest.raises(WeightsError, match=rf"^{re.escape(str(target))}: cannot write \(invalid metadata\)$"):
+        save_network(target, _small_srresnet(), "SRResNet", SMALL)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_appears_while_saving_is_not_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import superres.models.weights as weights
+
+    target = tmp_path / "m.safetensors"
+    save = weights.save_file
+
+    def someone_else_writes_first(tensors, path, metadata=None):
+        target.write_bytes(b"theirs")
+        save(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(weights, "save_file", someone_else_writes_first)
+    with pytest.raises(FileExistsError):
+        save_network(target, _small_srresnet(), "SRResNet", SMALL)
+    assert target.read_bytes() == b"theirs" and [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_nan_weights_are_refused_on_load_and_on_save(tmp_path: Path):
+    net = _small_srresnet()
+    broken = {k: v.clone() for k, v in net.state_dict().items()}
+    broken["conv_block3.conv_block.0.bias"][0] = float("nan")
+    broken["conv_block1.conv_block.0.weight"][0, 0, 0, 0] = float("inf")
+    torch.save(broken, tmp_path / "nan.pth")
+    path = tmp_path / "nan.pth"
+    with pytest.raises(WeightsError, match=re.escape(
+        f"{path} as SRResNet: 2 tensor(s) hold NaN or inf (conv_block1.conv_block.0.weight, "
+        "conv_block3.conv_block.0.bias); the weights are damaged"
+    ) + "$"):  # fmt: skip
+        load_network(path)
+    net.load_state_dict(broken)
+    target = tmp_path / "nan.safetensors"
+    with pytest.raises(WeightsError, match=re.escape(f"{target}: not saved: SRResNet: 2 tensor(s) hold NaN or inf")):
+        save_network(target, net, "SRResNet", SMALL)
+    assert not target.exists()

@@ -106,6 +106,17 @@ def test_the_kernel_is_built_once_per_process_and_folder(monkeypatch: pytest.Mon
     assert elsewhere.module.build_dir == built[1]
 
 
+def test_weight_transform_is_laid_out_for_the_kernel() -> None:
+    """[36, C_in, C_out] fp32, on the conv's device: position (a, b) of G g Gᵀ is row 6a + b."""
+    conv = _conv(16, 32, 0)
+    v = winograd.transform_weight(conv)
+    assert v.shape == (36, 16, 32) and v.dtype == torch.float32 and v.is_contiguous()
+    g = torch.tensor(winograd._G, dtype=torch.float64)
+    expected = g @ conv.weight.detach().double()[5, 3] @ g.T  # output channel 5, input channel 3
+    assert torch.allclose(v[:, 3, 5].double(), expected.reshape(36), rtol=1e-6, atol=1e-7)
+    assert winograd.transform_weight(conv.to("meta")).device.type == "meta"
+
+
 def test_weight_transform_is_exact_in_float64() -> None:
     """G g Gᵀ then the 36 products and Aᵀ · A reproduce the 3×3 conv of a single 6×6 window in fp64."""
     g = torch.tensor(winograd._G, dtype=torch.float64)
