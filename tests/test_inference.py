@@ -18,7 +18,7 @@ import superres.engine.colour as colour
 import superres.engine.devices as devices
 import superres.engine.inference as inference
 from superres.archs import RRDBNet, SRResNet
-from superres.engine.inference import Upscaler, load_model, resolve_model_path
+from superres.engine.inference import Upscaler, all_finite, load_model, resolve_model_path
 from superres.engine.tiling import Tile, pad_to_multiple, tile_grid
 from superres.errors import ConfigError, ImageError, WeightsError
 from superres.models.detect import ModelInfo, describe
@@ -350,6 +350,19 @@ def test_nan_in_low_precision_reruns_the_tile_in_fp32(precision: str) -> None:
     with pytest.warns(UserWarning, match="rerun in fp32"):
         out = upscaler.upscale(image)
     np.testing.assert_array_equal(out, image.repeat(2, 0).repeat(2, 1))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_one_non_finite_value_anywhere_is_found(bad: float) -> None:
+    out = torch.rand(1, 3, 64, 48).contiguous(memory_format=torch.channels_last)
+    assert all_finite(out)
+    for index in [(0, 0, 0, 0), (0, 2, 63, 47), (0, 1, 17, 29)]:
+        broken = out.clone()
+        broken[index] = bad
+        assert not all_finite(broken)
+    both = out.clone()
+    both[0, 0, 0, 0], both[0, 0, 0, 1] = float("inf"), -float("inf")  # they sum to NaN: still found
+    assert not all_finite(both)
 
 
 def test_device_and_precision_choices(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -86,12 +86,14 @@ def to_tensor(planes: np.ndarray, maxval: float) -> torch.Tensor:
 
 
 def _quantize_into(target: np.ndarray, maxval: float) -> Sink:
-    """A sink that rounds each upscaled tile to the integer type of ``target`` (H×W×C) and stores it."""
+    """A sink that rounds each upscaled tile to the integer type of ``target`` (H×W×C) and stores it.
+    The tile (the network's clamped output, used by no one after) is scaled and rounded in place."""
 
     def store(oy: int, ox: int, tile: torch.Tensor) -> None:
+        # in place, then one converting copy: a new float map per step would cost more than the arithmetic
         rows, cols = tile.shape[2:]
-        values = (tile[0].permute(1, 2, 0) * maxval).round_()
-        target[oy : oy + rows, ox : ox + cols] = values.numpy().astype(target.dtype)
+        values = tile[0].permute(1, 2, 0).mul_(maxval).round_()
+        torch.from_numpy(target[oy : oy + rows, ox : ox + cols]).copy_(values)
 
     return store
 
