@@ -85,3 +85,26 @@ def test_x4plus_in_bf16_by_amx_is_close_to_fp32(amx: CpuKernels, shared: Path) -
     got = low.upscale(image).astype(np.float64)
     expected = load_model(weights, device="cpu", precision="fp32").upscale(image).astype(np.float64)
     assert 10 * np.log10(255**2 / np.mean((got - expected) ** 2)) >= 50
+
+
+@pytest.mark.parametrize("out_channels, on_amx", [(64, True), (48, False)])
+def test_conv_in_rows_takes_amx_in_bf16_only_for_outputs_it_need_not_pad(
+    amx: CpuKernels, monkeypatch: pytest.MonkeyPatch, out_channels: int, on_amx: bool
+) -> None:
+    """The stripe conv (RRDBNet's tail) runs a bf16 conv by AMX when the kernel's padded outputs are the
+    conv's own (64), else by PyTorch (48 would come back padded to 64); either way it is the conv."""
+    from superres.engine import amx as amx_module
+    from superres.engine.stripes import conv_in_rows
+
+    calls = []
+    real_rows = amx_module.AmxConv.rows
+    monkeypatch.setattr(amx_module.AmxConv, "rows", lambda self, *a, **k: calls.append(1) or real_rows(self, *a, **k))
+    torch.manual_seed(1)
+    conv = torch.nn.Conv2d(64, out_channels, 3, padding=1).to(torch.bfloat16).requires_grad_(False)  # as the engine's
+    x = torch.randn(1, 64, 9, 40).to(torch.bfloat16).contiguous(memory_format=CL)  # 9 rows: not the 64 channels
+    out = torch.empty(1, out_channels, 9, 40, dtype=torch.bfloat16).contiguous(memory_format=CL)
+    conv_in_rows(conv, x, out, 4, 0.2, winograd=amx)
+    weight, bias = conv.weight.detach().float(), conv.bias.detach().float()
+    expected = F.leaky_relu(F.conv2d(x.float(), weight, bias, padding=1), 0.2)
+    assert (len(calls) > 0) == on_amx
+    assert ((out.float() - expected).abs().max() / expected.abs().max()) <= 2**-7
