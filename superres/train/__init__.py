@@ -3,7 +3,9 @@
 * :mod:`~superres.train.config` — dataclass configs, YAML presets (``superres/presets``), ``key=value``.
 * :mod:`~superres.train.data` — HR images, MATLAB-bicubic LR pairs, random patches, the loader.
 * :mod:`~superres.train.losses` — pixel, perceptual (VGG19) and adversarial (BCE, RaGAN) losses.
-* :mod:`~superres.train.trainer` — the loop; :mod:`~superres.train.checkpoints`, :mod:`~superres.train.ema`,
+* :mod:`~superres.train.trainer` — the loop; :mod:`~superres.train.build` (networks, losses, optimisers, dataset),
+  :mod:`~superres.train.step` (the generator's objective, the discriminator's update),
+  :mod:`~superres.train.checkpoints` (run directory, training state, RNG states), :mod:`~superres.train.ema`,
   :mod:`~superres.train.validation`, :mod:`~superres.train.runlog`, :mod:`~superres.train.distributed`.
 
     >>> from superres.train import load_config, train

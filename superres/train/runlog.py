@@ -9,9 +9,18 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from superres.train.distributed import DistContext
+
+
+def warn(ctx: DistContext, text: str) -> None:
+    """A one-line notice from the main process (set-up, resume, skipped steps); the others stay quiet."""
+    if ctx.is_main:
+        print(f"superres train: {text}", flush=True)
 
 
 class RunLogger:

@@ -7,6 +7,7 @@ output rounded to 8 bits), so the numbers logged here are the numbers ``superres
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ from torch import nn
 
 from superres.quality.evaluation import BenchmarkImage, network_input, score_image
 from superres.train.data import to_tensor, to_uint8
+from superres.train.runlog import RunLogger
 
 
 @dataclass
@@ -65,3 +67,40 @@ def comparison_grid(item: BenchmarkImage, sr: np.ndarray, scale: int, gap: int =
     h = item.hr.shape[0]
     spacer = np.full((h, gap, 3), 255, dtype=np.uint8)
     return np.concatenate([bicubic[:h], spacer, sr, spacer, network_input(item.hr)], axis=1)
+
+
+def validate_sets(
+    model: nn.Module,
+    val_sets: dict[str, list[BenchmarkImage]],
+    scale: int,
+    device: torch.device,
+    channels_last: bool,
+    num_grids: int,
+    step: int,
+    run_dir: Path,
+    log: RunLogger,
+) -> dict[str, ValidationResult]:
+    """Validate on every set; log the scores and write the sample grids of ``step``."""
+    results = {}
+    for name, images in val_sets.items():
+        result = validate(model, name, images, scale, device, channels_last, num_grids)
+        results[name] = result
+        log.scalars(step, {f"val/{name}/psnr": result.psnr, f"val/{name}/ssim": result.ssim}, False)
+        write_grids(run_dir, step, name, result.grids, log)
+    log.message(
+        f"step {step}: " + ", ".join(f"{r.name} PSNR {r.psnr:.2f} dB SSIM {r.ssim:.4f}" for r in results.values())
+    )
+    return results
+
+
+def write_grids(run_dir: Path, step: int, dataset: str, grids: dict[str, np.ndarray], log: RunLogger) -> None:
+    """The grids as PNG files under ``samples/step_…/`` (and to TensorBoard, when on)."""
+    from superres.imageio import ImageData, write_image
+
+    if not grids:
+        return
+    folder = run_dir / "samples" / f"step_{step:08d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, grid in grids.items():
+        write_image(folder / f"{dataset}_{name}.png", ImageData(grid), overwrite=True)  # atomic
+        log.image(step, f"samples/{dataset}/{name}", grid)
