@@ -85,6 +85,29 @@ def test_alpha_sweep_ends_are_the_two_models_and_the_figure_is_drawn(tiny_root: 
     assert points[0]["results"]["Tiny"]["psnr"] == pytest.approx(report.points[0].results["Tiny"].psnr)
 
 
+def test_alpha_sweep_on_degraded_inputs_scores_what_eval_degrade_scores(tiny_root: Path, tmp_path: Path) -> None:
+    from superres.train.degrade.recipes import get_recipe
+
+    recipe = get_recipe("bicubic-noise4-jpeg45")
+    report = alpha_sweep("superres-x4", "superres-x4-gan", tiny_root, ["Tiny"], alphas=[0.0], progress=False,
+                         degrade=recipe, degrade_name=recipe.name)  # fmt: skip
+    clean = alpha_sweep("superres-x4", "superres-x4-gan", tiny_root, ["Tiny"], alphas=[0.0], progress=False)
+    for point, model in zip(report.points, ("superres-x4", "bicubic"), strict=True):
+        alone = evaluate(model, tiny_root, datasets=["Tiny"], metrics="niqe", progress=False, degrade=recipe,
+                         degrade_name=recipe.name).results["Tiny"]  # fmt: skip
+        assert (point.results["Tiny"].psnr, point.results["Tiny"].niqe) == (alone.psnr, alone.niqe)
+    assert report.points[0].results["Tiny"].psnr < clean.points[0].results["Tiny"].psnr - 0.5
+    assert "bicubic-noise4-jpeg45" in report.protocol["description"]
+
+    out = tmp_path / "cli.json"
+    cli = CliRunner().invoke(app, ["eval", "--data-root", str(tiny_root), "--alpha-sweep", "superres-x4",
+                                   "superres-x4-gan", "--alphas", "0", "-d", "Tiny", "--degrade",
+                                   "bicubic-noise4-jpeg45", "--json", str(out), "--no-progress"])  # fmt: skip
+    assert cli.exit_code == 0, cli.output
+    points = json.loads(out.read_text())["points"]
+    assert points[0]["results"]["Tiny"]["psnr"] == pytest.approx(report.points[0].results["Tiny"].psnr)
+
+
 def test_score_command(tiny_root: Path, tmp_path: Path) -> None:
     hr_path = tiny_root / "Tiny" / "HR" / "baboon.png"
     hr = np.asarray(Image.open(hr_path))

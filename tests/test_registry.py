@@ -49,6 +49,7 @@ def test_registry_entries_are_complete_and_pinned():
         "superres-x4",
         "superres-x4-gan",
         "superres-x4-real",
+        "superres-x4-real-gan",
         "RRDB_ESRGAN_x4",
         "RRDB_PSNR_x4",
         "RealESRGAN_x4plus",

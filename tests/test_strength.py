@@ -79,6 +79,6 @@ def test_cli_strength_works_offline(photo: np.ndarray, tmp_path: Path, monkeypat
 
 def _hint() -> str:
     return (
-        "models with one: superres-x4, RRDB_PSNR_x4; any two files of one architecture blend with "
+        "models with one: superres-x4, superres-x4-real, RRDB_PSNR_x4; any two files of one architecture blend with "
         "`superres interpolate`"
     )

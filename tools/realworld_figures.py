@@ -1,7 +1,9 @@
 """Side-by-side figures of real JPEG photos upscaled ×4, and how strongly each output shows the 8×8 grid.
 
     python tools/realworld_figures.py --photos ../shared/train/BSDS500_test \\
-        --models bicubic superres-x4 superres-x4-real --x4plus ../shared/weights/RealESRGAN_x4plus_fp16round.pth
+        --models bicubic superres-x4 superres-x4-real superres-x4-real-gan \\
+        --x4plus ../shared/weights/RealESRGAN_x4plus_fp16round.pth
+    python tools/realworld_figures.py --strength-of superres-x4-real --out docs/superres_x4_real_gan
 
 Each photo is a 128×128 crop of a real JPEG (top-left on the JPEG's 8-pixel grid), upscaled whole; the
 figure shows the input (nearest neighbour) and each output, 1:1, for the crop's central 64×64 input
@@ -68,13 +70,34 @@ def compare(crop: np.ndarray, models: list[str], x4plus: Path | None, label: str
     return panels
 
 
+def strength_panels(crop: np.ndarray, model: str, alphas: list[float]) -> list[Panel]:
+    """``model`` blended with its GAN partner at each α (``--strength``), cut to the shown centre."""
+    lo, hi = (128 - SHOWN) // 2, (128 + SHOWN) // 2
+    panels = []
+    for alpha in alphas:
+        out = superres.load_model(model, device="cpu", precision="fp32", strength=alpha).upscale(crop)
+        shown = out[lo * 4 : hi * 4, lo * 4 : hi * 4]
+        panels.append((f"{model} --strength {alpha:g}", shown, block_grid_ratio(out, 4)))
+    return panels
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=Path, default=REPO.parent / "shared" / "train" / "BSDS500_test")
     parser.add_argument("--models", nargs="+", default=["bicubic", "superres-x4", "superres-x4-real"])
     parser.add_argument("--x4plus", type=Path, help="RealESRGAN_x4plus weights file: adds it as the last panel")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "superres_x4_real")
+    parser.add_argument("--strength-of", metavar="MODEL", help="instead: MODEL blended with its GAN partner, per α")
+    parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.3, 0.5, 0.7, 1.0])
     args = parser.parse_args()
+    if args.strength_of:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for name, left, top in CROPS:
+            photo = np.asarray(Image.open(args.photos / name).convert("RGB"))
+            crop = np.ascontiguousarray(photo[top : top + 128, left : left + 128])
+            rows = [strength_panels(c, args.strength_of, args.alphas) for c in (crop, jpeg_roundtrip(crop, RECOMPRESS))]
+            figure(rows, args.out / f"strength_{Path(name).stem}.png")
+        return
     models = list(args.models) + (["RealESRGAN_x4plus"] if args.x4plus else [])
     args.out.mkdir(parents=True, exist_ok=True)
     ratios: dict[str, dict[str, float]] = {}

@@ -133,14 +133,17 @@ def eval_command(
     for path in (json_path, plot):
         if path is not None:
             check_not_input(path, [Path(m) for m in inputs] + [p for n in names for p in (data_root / n).rglob("*")])
+    recipe = None
+    if degrade is not None:
+        from superres.train.degrade.recipes import get_recipe
+
+        recipe = get_recipe(degrade)
     if alpha_sweep is not None:
         from superres.quality.sweep import DEFAULT_ALPHAS, draw_sweep
         from superres.quality.sweep import alpha_sweep as sweep
 
-        if models or save_images is not None or strength is not None or degrade is not None:
-            raise ConfigError(
-                "--alpha-sweep scores its own blends: drop --model, --strength, --degrade and --save-images"
-            )
+        if models or save_images is not None or strength is not None:
+            raise ConfigError("--alpha-sweep scores its own blends: drop --model, --strength and --save-images")
         chosen = _parse_alphas(alphas, numbers) if alphas is not None else list(DEFAULT_ALPHAS)
         sweep_report = sweep(
             *alpha_sweep,
@@ -155,6 +158,8 @@ def eval_command(
             precision=precision,
             tile=tile,
             progress=progress,
+            degrade=recipe,
+            degrade_name=degrade,
         )
         _print_sweep(sweep_report)
         if plot is not None:
@@ -167,11 +172,6 @@ def eval_command(
         raise ConfigError("--alphas, --reference and --plot belong to --alpha-sweep")
     if save_images is not None and len(models) > 1:
         raise ConfigError("--save-images takes one --model (the outputs of several would share names)")
-    recipe = None
-    if degrade is not None:
-        from superres.train.degrade.recipes import get_recipe
-
-        recipe = get_recipe(degrade)
     reports = []
     for model in models:
         report = evaluate(

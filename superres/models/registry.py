@@ -83,6 +83,18 @@ MODELS: tuple[ModelEntry, ...] = (
         "removes noise and JPEG blocks instead of sharpening them; PSNR-oriented (L1). Recipe: "
         "superres/presets/superres_x4_real.yaml",
         filename="superres_x4_real.safetensors",
+        gan_partner="superres-x4-real-gan",
+    ),
+    ModelEntry(
+        name="superres-x4-real-gan",
+        arch="SRVGGNetCompact",
+        scale=4,
+        license="BSD-3-Clause",
+        homepage="bundled with superres",
+        description="superres-x4-real trained further as a GAN on the same degradations (Real-ESRGAN's second "
+        "stage; RaGAN + L1 + feature matching): invented texture on real photos. Blend with --strength. Recipe: "
+        "superres/presets/superres_x4_real_gan.yaml",
+        filename="superres_x4_real_gan.safetensors",
     ),
     ModelEntry(
         name="RRDB_ESRGAN_x4",

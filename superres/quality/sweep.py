@@ -17,7 +17,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from superres.quality.evaluation import DatasetResult, evaluate_upscaler, make_scorer, parse_metrics, resolve_model
+from superres.quality.evaluation import (
+    DatasetResult,
+    Degrade,
+    evaluate_upscaler,
+    make_scorer,
+    parse_metrics,
+    resolve_model,
+)
 
 DEFAULT_ALPHAS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -66,8 +73,11 @@ def alpha_sweep(
     precision: str = "fp32",
     tile: int | None = None,
     progress: bool = True,
+    degrade: Degrade | None = None,
+    degrade_name: str | None = None,
 ) -> SweepReport:
-    """Score the blend of ``psnr_model`` and ``gan_model`` at each α, and each reference model."""
+    """Score the blend of ``psnr_model`` and ``gan_model`` at each α, and each reference model; with
+    ``degrade``, on LR made from each HR by that recipe (the real-world benchmark of :func:`evaluate`)."""
     from superres.engine.inference import Upscaler
     from superres.errors import ConfigError
     from superres.models.interpolation import blend_networks
@@ -87,11 +97,12 @@ def alpha_sweep(
         upscaler = Upscaler(network, info, device=device, precision=precision, tile=tile)
         if scorer is None:
             scorer = make_scorer(upscaler.scale, chosen, True, lpips_net, lpips_weights, device)
-        report = evaluate_upscaler(upscaler, f"α={alpha:g}", data_root, datasets, scorer, progress=progress)
+        report = evaluate_upscaler(upscaler, f"α={alpha:g}", data_root, datasets, scorer, None, False, progress,
+                                   degrade, degrade_name)  # fmt: skip
         points.append(SweepPoint(f"α={alpha:g}", float(alpha), report.results))
     for reference in references:
         upscaler, name = resolve_model(reference, scorer.scale, device, precision, tile)
-        report = evaluate_upscaler(upscaler, name, data_root, datasets, scorer, progress=progress)
+        report = evaluate_upscaler(upscaler, name, data_root, datasets, scorer, None, False, progress, degrade, degrade_name)
         points.append(SweepPoint(name, None, report.results))
     protocol = {k: v for k, v in report.protocol.items() if k not in ("model", "precision")}
     return SweepReport(str(psnr_model), str(gan_model), {**protocol, "precision": precision}, points)
