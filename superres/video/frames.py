@@ -130,8 +130,11 @@ class Decoded:
     def _frames(self, av: Any, seek: bool) -> Iterator[Frame]:
         info = self.info
         with ffmpeg_log(av), av.open(str(info.path)) as container:
+            # One decoding thread. With FFmpeg's frame threads, a worker that logs (a damaged stream) while
+            # PyAV's log capture is on needs the GIL, which the reading thread holds while closing the
+            # decoder and waiting for that worker: a deadlock seen in CI-sized runs. Decoding is ~1 % of
+            # a frame's time here (bench/bench_video.py), so the threads bought nothing.
             stream = container.streams[info.stream]
-            stream.thread_type = "AUTO"
             if seek:
                 container.seek(self.start, stream=stream, backward=True)
             last_end = None
