@@ -28,7 +28,7 @@ from superres.models.registry import resolve
 from superres.models.weights import load_network, save_network
 from superres.quality.sweep import DEFAULT_ALPHAS, alpha_sweep, draw_sweep
 from superres.train.checkpoints import list_checkpoints
-from superres.train.degrade.recipes import get_recipe
+from superres.train.degrade.recipes import Recipe, get_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ("Set14", "BSD100")
@@ -75,10 +75,9 @@ REAL_GAN = Partner(
 PARTNERS = {p.name: p for p in (GAN, REAL_GAN)}
 
 
-def score(model: str | Path, data_root: Path, degrade: str | None) -> dict[str, dict[str, float]]:
-    recipe = None if degrade is None else get_recipe(degrade)
+def score(model: str | Path, data_root: Path, recipe: Recipe | None) -> dict[str, dict[str, float]]:
     report = superres.evaluate(model, data_root, datasets=DATASETS, metrics="psnr,ssim,niqe", progress=False,
-                               degrade=recipe, degrade_name=degrade)  # fmt: skip
+                               degrade=recipe, degrade_name=recipe and recipe.name)  # fmt: skip
     return {
         name: {"psnr": round(r.psnr, 3), "ssim": round(r.ssim, 4), "niqe": round(r.niqe, 3)}
         for name, r in report.results.items()
@@ -137,9 +136,10 @@ def main() -> None:
     _, base = load_network(resolve(partner.base))
     if (info.arch, info.hparams) != (base.arch, base.hparams):
         raise SystemExit(f"{last.generator} is not {partner.base}'s network ({info.arch} {info.hparams})")
+    recipe = None if partner.degrade is None else get_recipe(partner.degrade)
     scores = {
-        partner.name: score(last.generator, args.data_root, partner.degrade),
-        partner.base: score(partner.base, args.data_root, partner.degrade),
+        partner.name: score(last.generator, args.data_root, recipe),
+        partner.base: score(partner.base, args.data_root, recipe),
     }
     print(json.dumps(scores, indent=1))
     lr = "MATLAB bicubic LR" if partner.degrade is None else f"LR from the HR by the recipe {partner.degrade}"
@@ -157,7 +157,6 @@ def main() -> None:
     save_network(output, network, info.arch, info.hparams, metadata, overwrite=args.overwrite)
 
     docs.mkdir(parents=True, exist_ok=True)
-    recipe = None if partner.degrade is None else get_recipe(partner.degrade)
     report = alpha_sweep(partner.base, output, args.data_root, DATASETS, DEFAULT_ALPHAS, progress=False,
                          degrade=recipe, degrade_name=partner.degrade)  # fmt: skip
     (docs / "sweep.json").write_text(report.to_json() + "\n")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -59,26 +60,36 @@ def figure(rows: list[list[Panel]], path: Path) -> None:
     canvas.save(path, optimize=True)
 
 
+def output_panel(label: str, out: np.ndarray) -> Panel:
+    """A ×4 output cut to the shown centre, with the block-grid ratio of the whole output."""
+    lo, hi = (128 - SHOWN) // 2 * 4, (128 + SHOWN) // 2 * 4
+    return label, out[lo:hi, lo:hi], block_grid_ratio(out, 4)
+
+
 def compare(crop: np.ndarray, models: list[str], x4plus: Path | None, label: str) -> list[Panel]:
     """The input and each model's output, cut to the shown centre, with the block-grid ratio of the whole."""
     lo, hi = (128 - SHOWN) // 2, (128 + SHOWN) // 2
     shown_input = np.repeat(np.repeat(crop[lo:hi, lo:hi], 4, axis=0), 4, axis=1)
     panels = [(f"{label} (nearest x4)", shown_input, block_grid_ratio(crop))]
-    for model in models:
-        out = upscale(model, crop, x4plus)
-        panels.append((model, out[lo * 4 : hi * 4, lo * 4 : hi * 4], block_grid_ratio(out, 4)))
-    return panels
+    return panels + [output_panel(model, upscale(model, crop, x4plus)) for model in models]
+
+
+def blended(model: str, alpha: float) -> superres.Upscaler:
+    return superres.load_model(model, device="cpu", precision="fp32", strength=alpha)
 
 
 def strength_panels(crop: np.ndarray, model: str, alphas: list[float]) -> list[Panel]:
     """``model`` blended with its GAN partner at each α (``--strength``), cut to the shown centre."""
-    lo, hi = (128 - SHOWN) // 2, (128 + SHOWN) // 2
-    panels = []
-    for alpha in alphas:
-        out = superres.load_model(model, device="cpu", precision="fp32", strength=alpha).upscale(crop)
-        shown = out[lo * 4 : hi * 4, lo * 4 : hi * 4]
-        panels.append((f"{model} --strength {alpha:g}", shown, block_grid_ratio(out, 4)))
-    return panels
+    return [
+        output_panel(f"{model} --strength {alpha:g}", blended(model, alpha).upscale(crop)) for alpha in alphas
+    ]
+
+
+def read_crops(photos: Path) -> Iterator[tuple[str, np.ndarray]]:
+    """Each of ``CROPS``: the photo's file name and its 128×128 crop."""
+    for name, left, top in CROPS:
+        photo = np.asarray(Image.open(photos / name).convert("RGB"))
+        yield name, np.ascontiguousarray(photo[top : top + 128, left : left + 128])
 
 
 def main() -> None:
@@ -92,20 +103,17 @@ def main() -> None:
     args = parser.parse_args()
     if args.strength_of:
         args.out.mkdir(parents=True, exist_ok=True)
-        for name, left, top in CROPS:
-            photo = np.asarray(Image.open(args.photos / name).convert("RGB"))
-            crop = np.ascontiguousarray(photo[top : top + 128, left : left + 128])
+        for name, crop in read_crops(args.photos):
             rows = [strength_panels(c, args.strength_of, args.alphas) for c in (crop, jpeg_roundtrip(crop, RECOMPRESS))]
             figure(rows, args.out / f"strength_{Path(name).stem}.png")
         return
     models = list(args.models) + (["RealESRGAN_x4plus"] if args.x4plus else [])
     args.out.mkdir(parents=True, exist_ok=True)
     ratios: dict[str, dict[str, float]] = {}
-    for name, left, top in CROPS:
-        crop = np.asarray(Image.open(args.photos / name).convert("RGB"))[top : top + 128, left : left + 128]
+    for name, crop in read_crops(args.photos):
         rows = [
-            compare(np.ascontiguousarray(crop), models, args.x4plus, "photo"),
-            compare(jpeg_roundtrip(np.ascontiguousarray(crop), RECOMPRESS), models, args.x4plus, f"JPEG q{RECOMPRESS}"),
+            compare(crop, models, args.x4plus, "photo"),
+            compare(jpeg_roundtrip(crop, RECOMPRESS), models, args.x4plus, f"JPEG q{RECOMPRESS}"),
         ]
         ratios[name] = {
             kind: {("input" if i == 0 else label): round(ratio, 3) for i, (label, _, ratio) in enumerate(row)}

@@ -97,12 +97,13 @@ def alpha_sweep(
         upscaler = Upscaler(network, info, device=device, precision=precision, tile=tile)
         if scorer is None:
             scorer = make_scorer(upscaler.scale, chosen, True, lpips_net, lpips_weights, device)
-        report = evaluate_upscaler(upscaler, f"α={alpha:g}", data_root, datasets, scorer, None, False, progress,
-                                   degrade, degrade_name)  # fmt: skip
+        report = evaluate_upscaler(upscaler, f"α={alpha:g}", data_root, datasets, scorer, progress=progress,
+                                   degrade=degrade, degrade_name=degrade_name)  # fmt: skip
         points.append(SweepPoint(f"α={alpha:g}", float(alpha), report.results))
     for reference in references:
         upscaler, name = resolve_model(reference, scorer.scale, device, precision, tile)
-        report = evaluate_upscaler(upscaler, name, data_root, datasets, scorer, None, False, progress, degrade, degrade_name)
+        report = evaluate_upscaler(upscaler, name, data_root, datasets, scorer, progress=progress, degrade=degrade,
+                                   degrade_name=degrade_name)  # fmt: skip
         points.append(SweepPoint(name, None, report.results))
     protocol = {k: v for k, v in report.protocol.items() if k not in ("model", "precision")}
     return SweepReport(str(psnr_model), str(gan_model), {**protocol, "precision": precision}, points)
