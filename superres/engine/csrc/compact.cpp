@@ -24,15 +24,7 @@ namespace superres {
 
 namespace compact_detail {
 
-typedef float v16 __attribute__((vector_size(64)));
-
-inline v16 load16(const float* p) {
-    v16 v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
-
-inline void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
+using superres::store16;  // the fp32 store, beside the bf16 one below
 
 // to bf16, rounding to nearest even (as the AMX kernel's conversion does)
 inline void store16(uint16_t* p, v16 v) {

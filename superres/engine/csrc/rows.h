@@ -1,12 +1,24 @@
-// Rows of a channels-last feature map as the kernels read and write them (see kernels.cpp).
+// Rows of a channels-last feature map as the kernels read and write them, and 16-float vectors (see kernels.cpp).
 #pragma once
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
 #include <cstdint>
+#include <cstring>
 
 namespace superres {
+
+// 16 floats in a GCC/Clang vector type: one AVX-512 register, or two AVX2 ones, with -march=native.
+typedef float v16 __attribute__((vector_size(64)));
+
+inline v16 load16(const float* p) {
+    v16 v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+inline void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
 
 // Rows of a map `height` rows high, channels contiguous per pixel: a window that holds rows
 // [first, first + rows), or a ring of `rows` rows in which row r lies at r % rows. Rows outside the

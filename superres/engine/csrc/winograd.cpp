@@ -16,15 +16,6 @@
 
 namespace superres::winograd_detail {
 
-typedef float v16 __attribute__((vector_size(64)));
-
-inline v16 load(const float* p) {
-    v16 v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
-inline void store(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
-
 // t = Bᵀ d for 6 values (interpolation points 0, ±1, ±2, ∞)
 inline void input_1d(const v16* d, v16* t) {
     t[0] = 4.f * d[0] - 5.f * d[2] + d[4];
@@ -53,14 +44,14 @@ inline void product_rows(const float* __restrict__ u, int64_t K, const float* __
         for (int j = 0; j < V; ++j) acc[r][j] = v16{};
     for (int64_t k = 0; k < K; ++k) {
         v16 vk[V];
-        for (int j = 0; j < V; ++j) vk[j] = load(v + k * N + n0 + 16 * j);
+        for (int j = 0; j < V; ++j) vk[j] = load16(v + k * N + n0 + 16 * j);
         for (int r = 0; r < R; ++r) {
             const float x = u[r * K + k];
             for (int j = 0; j < V; ++j) acc[r][j] += vk[j] * x;
         }
     }
     for (int r = 0; r < R; ++r)
-        for (int j = 0; j < V; ++j) store(m + r * N + n0 + 16 * j, acc[r][j]);
+        for (int j = 0; j < V; ++j) store16(m + r * N + n0 + 16 * j, acc[r][j]);
 }
 
 // columns [n0, n0 + 16 V) of all rows: 6 rows at a time (12 accumulators with V = 2)
@@ -136,7 +127,7 @@ void winograd_rows(const std::vector<Rows<const float>>& parts, const std::vecto
                         v16 rows_done[6][6];
                         for (int l = 0; l < 6; ++l) {
                             v16 column[6], transformed[6];
-                            for (int k = 0; k < 6; ++k) column[k] = window[k * 6 + l] ? load(window[k * 6 + l] + c) : v16{};
+                            for (int k = 0; k < 6; ++k) column[k] = window[k * 6 + l] ? load16(window[k * 6 + l] + c) : v16{};
                             input_1d(column, transformed);
                             for (int a = 0; a < 6; ++a) rows_done[a][l] = transformed[a];
                         }
@@ -144,7 +135,7 @@ void winograd_rows(const std::vector<Rows<const float>>& parts, const std::vecto
                             v16 transformed[6];
                             input_1d(rows_done[a], transformed);
                             for (int bb = 0; bb < 6; ++bb)
-                                store(u + ((a * 6 + bb) * kBlock + t) * K + channel + c, transformed[bb]);
+                                store16(u + ((a * 6 + bb) * kBlock + t) * K + channel + c, transformed[bb]);
                         }
                     }
                     channel += channels[part];
@@ -156,12 +147,12 @@ void winograd_rows(const std::vector<Rows<const float>>& parts, const std::vecto
             for (int64_t t = 0; t < count; ++t) {
                 const int64_t ti = (t0 + t) / tiles_wide, tj = (t0 + t) % tiles_wide;
                 for (int64_t c = 0; c < N; c += 16) {
-                    const v16 bias_c = load(b + c);
-                    const v16 slope_c = slopes != nullptr ? load(slopes + c) : v16{} + slope;
+                    const v16 bias_c = load16(b + c);
+                    const v16 slope_c = slopes != nullptr ? load16(slopes + c) : v16{} + slope;
                     v16 columns_done[4][6];
                     for (int bb = 0; bb < 6; ++bb) {
                         v16 column[6], y[4];
-                        for (int a = 0; a < 6; ++a) column[a] = load(m + ((a * 6 + bb) * kBlock + t) * N + c);
+                        for (int a = 0; a < 6; ++a) column[a] = load16(m + ((a * 6 + bb) * kBlock + t) * N + c);
                         output_1d(column, y);
                         for (int i = 0; i < 4; ++i) columns_done[i][bb] = y[i];
                     }
@@ -176,7 +167,7 @@ void winograd_rows(const std::vector<Rows<const float>>& parts, const std::vecto
                             if (col >= width) continue;
                             v16 value = y[j] + bias_c;
                             if (activate) value = value < 0.f ? value * slope_c : value;
-                            store(row + col * out.col_stride + c, value);
+                            store16(row + col * out.col_stride + c, value);
                         }
                     }
                 }
