@@ -207,6 +207,33 @@ def test_every_step_of_the_model_is_drawn_with_the_papers_probabilities():
     assert abs(counts["gaussian"] / n - 0.5) < 0.12
 
 
+def test_antialiased_shrinks_low_pass_the_image_and_are_drawn_only_when_asked_for():
+    # White noise keeps its full variance through a plain (aliasing) ÷4 shrink and loses most of it
+    # through an antialiased one (or area, a box filter): that is the difference antialias_prob draws.
+    from superres.train.degrade.pipeline import _resize
+
+    noise = torch.rand(1, 1, 128, 128, generator=torch.Generator().manual_seed(0))
+    for prob in (0.0, 1.0):
+        for k in range(12):
+            draw = Draw(generator_for(5, k))
+            out = _resize(noise, (32, 32), draw, "r", antialias_prob=prob)
+            filtered = "area" in draw.log[0] or "antialiased" in draw.log[0]
+            assert filtered == ("area" in draw.log[0] or prob == 1.0)
+            assert (float(out.std()) < 0.1) == filtered, draw.log  # white noise: std 0.29
+    # prob 0 draws nothing more, so the paper's configuration keeps its random stream; a grow never antialiases.
+    from superres.train.degrade.pipeline import RESIZE_MODES
+
+    draw, bare = Draw(generator_for(5, 0)), Draw(generator_for(5, 0))
+    _resize(noise, (32, 32), draw, "r")
+    bare.choice(RESIZE_MODES)
+    assert torch.equal(draw.generator.get_state(), bare.generator.get_state())
+    grow = Draw(generator_for(5, 1))
+    _resize(noise, (256, 256), grow, "r", antialias_prob=1.0)
+    assert "antialiased" not in grow.log[0]
+    with pytest.raises(ConfigError, match="antialias_prob"):
+        DegradationConfig(enabled=True, antialias_prob=1.5).validate(scale=4)
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

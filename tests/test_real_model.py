@@ -42,7 +42,8 @@ def test_real_model_beats_bicubic_and_the_default_on_degraded_set5(shared: Path)
                         degrade=recipe).results["Set5"].psnr  # fmt: skip
         for model in ("bicubic", "superres-x4", NAME)
     }
-    assert scores[NAME] - scores["bicubic"] >= 0.4 and scores[NAME] - scores["superres-x4"] >= 0.5
+    # measured: +0.90 / +1.07 dB; the first stage alone (the model before superres_x4_real_web) +0.60 / +0.77
+    assert scores[NAME] - scores["bicubic"] >= 0.8 and scores[NAME] - scores["superres-x4"] >= 0.95
 
 
 def test_real_model_does_not_sharpen_a_jpegs_block_grid(shared: Path) -> None:

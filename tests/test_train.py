@@ -94,6 +94,16 @@ def test_presets_state_the_papers_settings(preset, expected):
         assert c.optim_d.milestones == c.optim.milestones
 
 
+def test_every_shipped_preset_loads_by_its_name():
+    # A bundled model's recipe says `superres train NAME`; NAME must resolve for every YAML file shipped.
+    from importlib import resources
+
+    shipped = {e.name[:-5] for e in resources.files("superres").joinpath("presets").iterdir() if e.name.endswith(".yaml")}
+    assert {"superres_x4_real_gan", "superres_x4_real_web", "srresnet"} <= shipped
+    for name in shipped:
+        assert load_config(name).name == name
+
+
 def test_overrides_are_typed_and_checked(tmp_path):
     c = load_config(
         "srresnet",

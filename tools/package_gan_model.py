@@ -66,10 +66,13 @@ REAL_GAN = Partner(
     "superres-x4-real-gan",
     "superres-x4-real",
     "superres train superres_x4_real_gan threads=1 (superres/presets/superres_x4_real_gan.yaml): from "
-    "superres-x4-real, on its Real-ESRGAN high-order degradations with the USM-sharpened HR as the pixel target "
-    "(Real-ESRGAN 4.1), and superres-x4-gan's losses: RaGAN 5e-3 + L1 1e-2 + feature matching 1",
+    "superres-x4-real's first stage (superres_x4_real.yaml), on its Real-ESRGAN high-order degradations with the "
+    "USM-sharpened HR as the pixel target (Real-ESRGAN 4.1), and superres-x4-gan's losses: RaGAN 5e-3 + L1 1e-2 + "
+    "feature matching 1",
     "Real-ESRGAN's second stage (GAN from Real-ESRNet on the same degradations), with the losses that worked for "
-    "superres-x4-gan; one 2,500-step run, the EMA of G (0.999), packaged at its last step",
+    "superres-x4-gan; one 2,500-step run, the EMA of G (0.999), packaged at its last step. Started from the first "
+    "stage, not from the bundled superres-x4-real (first stage + superres_x4_real_web): from that, the same run "
+    "reached NIQE 5.27 / 4.94 on degraded Set14 / BSD100 against 4.63 / 4.38; the siblings blend monotonically",
     degrade="bicubic-noise4-jpeg45",
 )
 PARTNERS = {p.name: p for p in (GAN, REAL_GAN)}

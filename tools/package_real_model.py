@@ -1,11 +1,11 @@
-"""Package a finished ``superres train superres_x4_real`` run as the bundled ``superres-x4-real`` model.
+"""Package a finished ``superres train superres_x4_real_web`` run as the bundled ``superres-x4-real`` model.
 
-    python tools/package_real_model.py runs/superres_x4_real --data-root ../shared/benchmarks
+    python tools/package_real_model.py runs/superres_x4_real_web --data-root ../shared/benchmarks
 
 1. scores the run's best generator (by validation on Set5 degraded by the issue's recipe) on the
    real-world benchmark — Set14 and BSD100 degraded by ``bicubic-noise4-jpeg45`` (MATLAB bicubic ÷4,
    Gaussian σ 4, JPEG 45), Y channel, border 4, with NIQE — next to bicubic and superres-x4; and on
-   the papers' clean protocol (Set5, Set14, BSD100);
+   the other recipes (``superres eval --degrade``: PSNR/SSIM); and on the papers' clean protocol;
 2. writes ``superres/weights/superres_x4_real.safetensors`` — the weights with metadata: recipe,
    training data, step, and those scores;
 3. writes ``docs/superres_x4_real/scores.json`` and the validation curve ``curve.csv``.
@@ -22,10 +22,13 @@ from package_default_model import DATASETS, TRAINING_DATA, read_curve, score, wr
 import superres
 from superres.models.weights import load_network, save_network
 from superres.quality.evaluation import evaluate
-from superres.train.degrade.recipes import get_recipe
+from superres.train.degrade.recipes import RECIPES, get_recipe
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPE = "superres train superres_x4_real data.root=../shared threads=1 (superres/presets/superres_x4_real.yaml)"
+RECIPE = (
+    "superres train superres_x4_real, then superres train superres_x4_real_web, data.root=../shared threads=1 "
+    "(superres/presets/superres_x4_real.yaml, superres_x4_real_web.yaml)"
+)
 REAL_WORLD = "bicubic-noise4-jpeg45"
 REAL_SETS = ("Set14", "BSD100")
 
@@ -45,6 +48,20 @@ def real_world_scores(models: dict[str, object], data_root: Path) -> dict[str, d
     return table
 
 
+def other_recipe_scores(models: dict[str, object], data_root: Path) -> dict[str, dict[str, dict[str, dict]]]:
+    """``{recipe: {model: {dataset: {psnr, ssim}}}}`` for every recipe but the headline one."""
+    table: dict[str, dict[str, dict[str, dict]]] = {}
+    for name, recipe in RECIPES.items():
+        if name == REAL_WORLD:
+            continue
+        table[name] = {}
+        for label, model in models.items():
+            report = evaluate(model, data_root, REAL_SETS, degrade=recipe, degrade_name=name, progress=False, device="cpu")
+            table[name][label] = {s: {"psnr": round(r.psnr, 4), "ssim": round(r.ssim, 4)} for s, r in report.results.items()}
+            print(name, label, json.dumps(table[name][label]), flush=True)
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="run directory of superres train superres_x4_real")
@@ -52,6 +69,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=REPO / "superres" / "weights" / "superres_x4_real.safetensors")
     parser.add_argument("--docs", type=Path, default=REPO / "docs" / "superres_x4_real")
     parser.add_argument("--x4plus", type=Path, help="RealESRGAN_x4plus weights, to add it to the table")
+    parser.add_argument("--previous", type=Path, help="the weights this run replaces, to add them to the tables")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args()
 
@@ -60,7 +78,10 @@ def main() -> None:
     models: dict[str, object] = {"bicubic": "bicubic", "superres-x4": "superres-x4", "superres-x4-real": ours}
     if args.x4plus:
         models["RealESRGAN_x4plus"] = superres.load_model(args.x4plus, device="cpu", precision="fp32")
+    if args.previous:
+        models["superres-x4-real (previous)"] = superres.load_model(args.previous, device="cpu", precision="fp32")
     real = real_world_scores(models, args.data_root)
+    others = other_recipe_scores(models, args.data_root)
     clean = score(ours, args.data_root)
     print("clean", json.dumps(clean))
     protocol = f"x4, LR from HR by the recipe {REAL_WORLD}, Y (BT.601), border 4, fp32"
@@ -78,6 +99,7 @@ def main() -> None:
     write_curve_csv(read_curve(args.run / "log.jsonl"), args.docs / "curve.csv")
     scores = {
         "real_world": {"protocol": protocol, "models": real},
+        "other_recipes": others,
         "clean": {"datasets": DATASETS, **clean},
     }
     (args.docs / "scores.json").write_text(json.dumps(scores, indent=1) + "\n")

@@ -81,7 +81,7 @@ MODELS: tuple[ModelEntry, ...] = (
         homepage="bundled with superres",
         description="superres-x4 fine-tuned on Real-ESRGAN-style degradations (blur, noise, JPEG) for real photos: "
         "removes noise and JPEG blocks instead of sharpening them; PSNR-oriented (L1). Recipe: "
-        "superres/presets/superres_x4_real.yaml",
+        "superres/presets/superres_x4_real.yaml, then superres_x4_real_web.yaml",
         filename="superres_x4_real.safetensors",
         gan_partner="superres-x4-real-gan",
     ),
@@ -91,7 +91,7 @@ MODELS: tuple[ModelEntry, ...] = (
         scale=4,
         license="BSD-3-Clause",
         homepage="bundled with superres",
-        description="superres-x4-real trained further as a GAN on the same degradations (Real-ESRGAN's second "
+        description="superres-x4-real trained further as a GAN on high-order degradations (Real-ESRGAN's second "
         "stage; RaGAN + L1 + feature matching): invented texture on real photos. Blend with --strength. Recipe: "
         "superres/presets/superres_x4_real_gan.yaml",
         filename="superres_x4_real_gan.safetensors",

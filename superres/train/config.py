@@ -24,10 +24,10 @@ import yaml
 
 from superres.errors import ConfigError
 
-# The papers' recipes, and the recipe of the bundled default model (superres-x4).
-PRESETS = (
-    "srresnet", "srgan", "esrgan_psnr", "esrgan", "superres_x4", "superres_x4_gan",
-    "realesrnet", "realesrgan", "realesrnet_compact", "realesrgan_compact", "superres_x4_real",
+# The papers' recipes and those of the bundled models: every YAML file in superres/presets/.
+PRESETS = tuple(
+    sorted(entry.name[: -len(".yaml")] for entry in resources.files("superres").joinpath("presets").iterdir()
+           if entry.name.endswith(".yaml"))
 )  # fmt: skip
 
 
@@ -211,6 +211,9 @@ class DegradationConfig:
     first: StageConfig = field(default_factory=StageConfig)
     second: StageConfig = field(default_factory=_stage2_defaults)
     final_sinc_prob: float = 0.8
+    # Chance that a bilinear/bicubic shrink is antialiased, as Pillow, browsers, phones and MATLAB's
+    # imresize resize; the authors' code never antialiases (F.interpolate's default), hence 0.
+    antialias_prob: float = 0.0
     usm_target: bool = True  # the authors' gt_usm: pixel (and perceptual) targets are sharpened
     usm_weight: float = 0.5
     usm_radius: int = 50
@@ -222,8 +225,9 @@ class DegradationConfig:
         low, high = self.kernel_range if len(self.kernel_range) == 2 else (0, 0)
         if not (3 <= low <= high and low % 2 and high % 2):
             raise ConfigError(f"degradation.kernel_range: two odd sizes [low, high], low >= 3; got {self.kernel_range}")
-        if not 0.0 <= self.final_sinc_prob <= 1.0:
-            raise ConfigError(f"degradation.final_sinc_prob is a probability in [0, 1], got {self.final_sinc_prob}")
+        for key in ("final_sinc_prob", "antialias_prob"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"degradation.{key} is a probability in [0, 1], got {getattr(self, key)}")
         if self.margin < 0 or self.margin % scale:
             raise ConfigError(f"degradation.margin must be a multiple of the scale {scale} (or 0), got {self.margin}")
         self.first.validate("degradation.first")

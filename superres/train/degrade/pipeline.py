@@ -117,12 +117,17 @@ def _resize_factor(draw: Draw, stage: StageConfig) -> float:
     return 1.0
 
 
-def _resize(images: torch.Tensor, size: tuple[int, int], draw: Draw, label: str) -> torch.Tensor:
+def _resize(
+    images: torch.Tensor, size: tuple[int, int], draw: Draw, label: str, antialias_prob: float = 0.0
+) -> torch.Tensor:
     mode = str(draw.choice(RESIZE_MODES))
-    draw.note(f"{label}: {mode} to {size[1]}×{size[0]}")
+    shrinks = size[0] < images.shape[-2] or size[1] < images.shape[-1]
+    # Drawn only when it can matter, so the paper's configuration (never antialiased) keeps its draws.
+    antialias = mode != "area" and shrinks and antialias_prob > 0 and draw.chance(antialias_prob)
+    draw.note(f"{label}: {mode}{' antialiased' if antialias else ''} to {size[1]}×{size[0]}")
     if tuple(images.shape[-2:]) == size:
         return images
-    return F.interpolate(images, size=size, mode=mode)
+    return F.interpolate(images, size=size, mode=mode, antialias=antialias)
 
 
 def _noise(images: torch.Tensor, draw: Draw, stage: StageConfig, name: str) -> torch.Tensor:
@@ -153,22 +158,23 @@ def degrade(images: torch.Tensor, config: DegradationConfig, scale: int, draw: D
         raise ValueError(f"HR size {w}×{h} is not a multiple of the scale {scale}")
     out = _blur(images, draw, config.first, config, "1")
     factor = _resize_factor(draw, config.first)
-    out = _resize(out, (max(1, int(h * factor)), max(1, int(w * factor))), draw, f"1 resize ×{factor:.2f}")
+    aa = config.antialias_prob
+    out = _resize(out, (max(1, int(h * factor)), max(1, int(w * factor))), draw, f"1 resize ×{factor:.2f}", aa)
     out = _noise(out, draw, config.first, "1")
     out = _jpeg(out, draw, config.first, "1")
 
     out = _blur(out, draw, config.second, config, "2")
     factor = _resize_factor(draw, config.second)
     size = (max(1, int(h / scale * factor)), max(1, int(w / scale * factor)))
-    out = _resize(out, size, draw, f"2 resize ×{factor:.2f} of LR")
+    out = _resize(out, size, draw, f"2 resize ×{factor:.2f} of LR", aa)
     out = _noise(out, draw, config.second, "2")
     sinc = torch.stack([final_sinc_kernel(draw, config, f"final[{i}]") for i in range(images.shape[0])])
     if draw.chance(0.5):  # §3.2: the final sinc and JPEG in random order
-        out = K.filter2d(_resize(out, (h // scale, w // scale), draw, "final resize"), sinc)
+        out = K.filter2d(_resize(out, (h // scale, w // scale), draw, "final resize", aa), sinc)
         out = _jpeg(out, draw, config.second, "final")
     else:
         out = _jpeg(out, draw, config.second, "final")
-        out = K.filter2d(_resize(out, (h // scale, w // scale), draw, "final resize"), sinc)
+        out = K.filter2d(_resize(out, (h // scale, w // scale), draw, "final resize", aa), sinc)
     return (out * 255.0).round().clamp(0, 255) / 255.0
 
 
