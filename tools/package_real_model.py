@@ -33,32 +33,17 @@ REAL_WORLD = "bicubic-noise4-jpeg45"
 REAL_SETS = ("Set14", "BSD100")
 
 
-def real_world_scores(models: dict[str, object], data_root: Path) -> dict[str, dict[str, dict]]:
-    """``{model: {dataset: {psnr, ssim[, niqe]}}}`` on the real-world benchmark."""
-    recipe = get_recipe(REAL_WORLD)
+def recipe_scores(models: dict[str, object], data_root: Path, name: str, metrics: str) -> dict[str, dict[str, dict]]:
+    """``{model: {dataset: {psnr, ssim[, niqe]}}}`` on Set14 and BSD100 degraded by the recipe ``name``."""
     table: dict[str, dict[str, dict]] = {}
     for label, model in models.items():
-        report = evaluate(model, data_root, REAL_SETS, degrade=recipe, degrade_name=recipe.name,
-                          metrics="psnr,ssim,niqe", progress=False, device="cpu")  # fmt: skip
+        report = evaluate(model, data_root, REAL_SETS, degrade=get_recipe(name), degrade_name=name,
+                          metrics=metrics, progress=False, device="cpu")  # fmt: skip
         table[label] = {
-            name: {k: round(v, 4) for k, v in (("psnr", r.psnr), ("ssim", r.ssim), ("niqe", r.niqe)) if v is not None}
-            for name, r in report.results.items()
+            s: {k: round(v, 4) for k, v in (("psnr", r.psnr), ("ssim", r.ssim), ("niqe", r.niqe)) if v is not None}
+            for s, r in report.results.items()
         }
-        print(label, json.dumps(table[label]), flush=True)
-    return table
-
-
-def other_recipe_scores(models: dict[str, object], data_root: Path) -> dict[str, dict[str, dict[str, dict]]]:
-    """``{recipe: {model: {dataset: {psnr, ssim}}}}`` for every recipe but the headline one."""
-    table: dict[str, dict[str, dict[str, dict]]] = {}
-    for name, recipe in RECIPES.items():
-        if name == REAL_WORLD:
-            continue
-        table[name] = {}
-        for label, model in models.items():
-            report = evaluate(model, data_root, REAL_SETS, degrade=recipe, degrade_name=name, progress=False, device="cpu")
-            table[name][label] = {s: {"psnr": round(r.psnr, 4), "ssim": round(r.ssim, 4)} for s, r in report.results.items()}
-            print(name, label, json.dumps(table[name][label]), flush=True)
+        print(name, label, json.dumps(table[label]), flush=True)
     return table
 
 
@@ -80,8 +65,8 @@ def main() -> None:
         models["RealESRGAN_x4plus"] = superres.load_model(args.x4plus, device="cpu", precision="fp32")
     if args.previous:
         models["superres-x4-real (previous)"] = superres.load_model(args.previous, device="cpu", precision="fp32")
-    real = real_world_scores(models, args.data_root)
-    others = other_recipe_scores(models, args.data_root)
+    real = recipe_scores(models, args.data_root, REAL_WORLD, "psnr,ssim,niqe")
+    others = {name: recipe_scores(models, args.data_root, name, "psnr,ssim") for name in RECIPES if name != REAL_WORLD}
     clean = score(ours, args.data_root)
     print("clean", json.dumps(clean))
     protocol = f"x4, LR from HR by the recipe {REAL_WORLD}, Y (BT.601), border 4, fp32"
