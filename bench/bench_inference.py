@@ -334,6 +334,12 @@ def conv_peak(threads: int) -> dict[str, ConvPeak]:
     return {r["variant"].split()[0]: ConvPeak(r["gflops"], r["gflops_per_core"]) for r in results}
 
 
+def peer_timing_args(config: Config, args: argparse.Namespace, save: Path) -> list[str]:
+    """Tiling, repetitions and output file, as both peer scripts (OpenVINO, Real-ESRGAN) take them."""
+    return ["--tile", str(config.tile or 0), "--tile-pad", str(config.tile_pad), "--runs", str(args.runs),
+            "--warmup", str(args.warmup), "--save", str(save)]  # fmt: skip
+
+
 def run_config(config: Config, image: Path, args: argparse.Namespace, onnx_path: Path | None, save: Path) -> Result:
     if config.impl == "openvino":
         if not OPENVINO_PYTHON.is_file():
@@ -350,16 +356,7 @@ def run_config(config: Config, image: Path, args: argparse.Namespace, onnx_path:
             str(load_network(args.weights)[1].scale),
             "--precision",
             config.precision,
-            "--tile",
-            str(config.tile or 0),
-            "--tile-pad",
-            str(config.tile_pad),
-            "--runs",
-            str(args.runs),
-            "--warmup",
-            str(args.warmup),
-            "--save",
-            str(save),
+            *peer_timing_args(config, args, save),
         ]
     elif config.impl == "peer":
         if not PEER_PYTHON.is_file():
@@ -370,16 +367,7 @@ def run_config(config: Config, image: Path, args: argparse.Namespace, onnx_path:
             str(image),
             "--weights",
             str(args.weights),
-            "--tile",
-            str(config.tile or 0),
-            "--tile-pad",
-            str(config.tile_pad),
-            "--runs",
-            str(args.runs),
-            "--warmup",
-            str(args.warmup),
-            "--save",
-            str(save),
+            *peer_timing_args(config, args, save),
             "--device",
             args.device.split(":")[0],
         ]
