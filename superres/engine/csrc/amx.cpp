@@ -241,21 +241,11 @@ bool amx_available() { return superres::amx_ready(); }
 // weight: [9, K / 32, N / 16, 16, 32] bf16 (amx.py's pack_weight).
 void conv3x3_amx(const std::vector<torch::Tensor>& inputs, int64_t first, int64_t lo, int64_t hi, int64_t height,
                  const torch::Tensor& weight, const torch::Tensor& bias, const torch::Tensor& slopes, torch::Tensor out) {
-    using superres::Rows;
     TORCH_CHECK(superres::amx_ready(), "conv3x3_amx: this CPU or kernel build has no AMX tiles");
-    TORCH_CHECK(!inputs.empty(), "conv3x3_amx: no input");
-    const int64_t width = inputs[0].size(1);
-    std::vector<Rows<const uint16_t>> parts;
     std::vector<int64_t> channels;
-    for (const auto& p : inputs) {
-        TORCH_CHECK(p.dim() == 3 && p.scalar_type() == at::kBFloat16 && p.stride(2) == 1 && p.size(2) % 32 == 0 &&
-                        p.size(1) == width,
-                    "conv3x3_amx: inputs must be [rows, width, 32k] bfloat16 with channel stride 1");
-        TORCH_CHECK((lo == 0 || first <= lo - 1) && std::min(hi + 1, height) <= first + p.size(0),
-                    "conv3x3_amx: the input rows do not cover the rows the output needs");
-        parts.push_back(superres::window<const uint16_t, at::BFloat16>(p, first, height));
-        channels.push_back(p.size(2));
-    }
+    const auto parts = superres::input_windows<uint16_t, at::BFloat16>("conv3x3_amx", inputs, at::kBFloat16, 32, "bfloat16",
+                                                                      first, lo, hi, height, channels);
+    const int64_t width = inputs[0].size(1);
     const auto chunks = superres::amx_chunks(parts, channels);
     const int64_t K = 32 * static_cast<int64_t>(chunks.size()), N = out.size(2);
     TORCH_CHECK(weight.dim() == 5 && weight.size(0) == 9 && weight.size(1) == K / 32 && weight.size(2) * 16 == N &&

@@ -4,8 +4,10 @@
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace superres {
 
@@ -40,6 +42,28 @@ struct Rows {
 template <typename T, typename Storage = T>
 Rows<T> window(const torch::Tensor& t, int64_t first, int64_t height) {
     return {reinterpret_cast<T*>(t.data_ptr<Storage>()), t.stride(0), t.stride(1), first, t.size(0), height, false};
+}
+
+// A conv's input channel groups as windows of map rows from `first`, checked: each a [rows, width, lanes·k]
+// tensor of `dtype` (`what` names it in the error) with channel stride 1, all as wide as the first, holding
+// the map rows [lo - 1, hi + 1) that output rows [lo, hi) read. Their channel counts go to `channels`.
+template <typename T, typename Storage>
+std::vector<Rows<const T>> input_windows(const char* op, const std::vector<torch::Tensor>& inputs, at::ScalarType dtype,
+                                         int64_t lanes, const char* what, int64_t first, int64_t lo, int64_t hi,
+                                         int64_t height, std::vector<int64_t>& channels) {
+    TORCH_CHECK(!inputs.empty(), op, ": no input");
+    const int64_t width = inputs[0].size(1);
+    std::vector<Rows<const T>> parts;
+    for (const auto& p : inputs) {
+        TORCH_CHECK(p.dim() == 3 && p.scalar_type() == dtype && p.stride(2) == 1 && p.size(2) % lanes == 0 &&
+                        p.size(1) == width,
+                    op, ": inputs must be [rows, width, ", lanes, "k] ", what, " with channel stride 1");
+        TORCH_CHECK((lo == 0 || first <= lo - 1) && std::min(hi + 1, height) <= first + p.size(0), op,
+                    ": the input rows do not cover the rows the output needs");
+        parts.push_back(window<const T, Storage>(p, first, height));
+        channels.push_back(p.size(2));
+    }
+    return parts;
 }
 
 // f(begin, end) over [0, n): split over torch's threads, or all on the calling thread.

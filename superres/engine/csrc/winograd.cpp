@@ -185,22 +185,12 @@ void winograd_rows(const std::vector<Rows<const float>>& parts, const std::vecto
 void conv3x3(const std::vector<torch::Tensor>& inputs, int64_t first, int64_t lo, int64_t hi, int64_t height,
              const torch::Tensor& weight, const torch::Tensor& bias, double slope, bool activate,
              const torch::Tensor& slopes, torch::Tensor out) {
-    using superres::Rows;
-    TORCH_CHECK(!inputs.empty(), "conv3x3: no input");
-    const int64_t width = inputs[0].size(1);
-    std::vector<Rows<const float>> parts;
     std::vector<int64_t> channels;
+    const auto parts = superres::input_windows<float, float>("conv3x3", inputs, at::kFloat, 16, "float32 maps", first, lo,
+                                                             hi, height, channels);
+    const int64_t width = inputs[0].size(1);
     int64_t K = 0;
-    for (const auto& p : inputs) {
-        TORCH_CHECK(p.dim() == 3 && p.scalar_type() == at::kFloat && p.stride(2) == 1 && p.size(2) % 16 == 0 &&
-                        p.size(1) == width,
-                    "conv3x3: inputs must be [rows, width, 16k] float32 maps with channel stride 1");
-        TORCH_CHECK((lo == 0 || first <= lo - 1) && std::min(hi + 1, height) <= first + p.size(0),
-                    "conv3x3: the input rows do not cover the rows the output needs");
-        parts.push_back(superres::window<const float, float>(p, first, height));
-        channels.push_back(p.size(2));
-        K += p.size(2);
-    }
+    for (int64_t c : channels) K += c;
     const int64_t N = weight.size(2);
     TORCH_CHECK(weight.dim() == 3 && weight.size(0) == 36 && weight.size(1) == K && weight.is_contiguous() &&
                     weight.scalar_type() == at::kFloat && N % 16 == 0,
